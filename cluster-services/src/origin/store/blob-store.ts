@@ -1,0 +1,67 @@
+import type { Readable } from 'node:stream';
+import type { Digest, Metainfo } from '@krill/lib';
+
+/**
+ * An origin's content-addressed store on local disk. A blob becomes visible only after its
+ * SHA-256 has been verified (written to a temporary file, verified, renamed into place), so a
+ * partial or corrupt blob is never served, even after a crash. Capacity is in bytes with LRU
+ * eviction by last access; a pinned blob (write-back pending) is never evicted.
+ *
+ * Every method is safe to call concurrently. Errors: NotFound (ERR_BLOB_NOT_FOUND,
+ * ERR_UPLOAD_NOT_FOUND), InvalidArgument (ERR_DIGEST_MISMATCH, ERR_UPLOAD_OFFSET,
+ * ERR_SIZE_INVALID), Unavailable (ERR_STORE_FULL when pinned blobs leave no room).
+ */
+export interface BlobInfo {
+  size: number;
+}
+
+export interface BlobReader {
+  /** Size of a stored blob. NotFound when absent. */
+  stat(digest: Digest): Promise<BlobInfo>;
+  /**
+   * Opens a stored blob, optionally a byte range (inclusive `end`), and marks it used for LRU.
+   * NotFound when absent. The caller consumes or destroys the stream.
+   */
+  open(digest: Digest, range?: { start: number; end: number }): Promise<Readable>;
+  /** The blob's piece hashes, computed when it was stored. NotFound when absent. */
+  metainfo(digest: Digest): Promise<Metainfo>;
+}
+
+export interface BlobWriter {
+  /**
+   * Streams `body` into a temporary file, verifies it against `digest` (and `size` when given)
+   * and renames it into place. An existing blob is kept and the body drained. On mismatch the
+   * temporary file is removed and InvalidArgument (ERR_DIGEST_MISMATCH / ERR_SIZE_INVALID) thrown.
+   */
+  put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<Metainfo>;
+  /** Removes a blob; NotFound when absent; FailedPrecondition (ERR_BLOB_PINNED) when pinned. */
+  delete(digest: Digest): Promise<void>;
+  /** Marks a blob as not evictable (write-back pending) or evictable again. NotFound when absent. */
+  setPinned(digest: Digest, pinned: boolean): Promise<void>;
+}
+
+/** Resumable uploads: start, append at an offset, commit with the expected digest. */
+export interface UploadStore {
+  /** Starts an upload and returns its id (an opaque token safe in a URL path). */
+  startUpload(): Promise<string>;
+  /** Bytes received so far. NotFound (ERR_UPLOAD_NOT_FOUND) for an unknown id. */
+  uploadSize(id: string): Promise<number>;
+  /**
+   * Appends `body` at `offset`, which must equal the bytes received so far (InvalidArgument
+   * ERR_UPLOAD_OFFSET otherwise). Returns the new size. Not safe concurrently for one id.
+   */
+  append(id: string, offset: number, body: Readable, signal?: AbortSignal): Promise<number>;
+  /**
+   * Verifies the upload against `digest` and moves it into the store. On mismatch the upload is
+   * removed and InvalidArgument ERR_DIGEST_MISMATCH thrown; nothing becomes visible.
+   */
+  commit(id: string, digest: Digest, options?: { pin?: boolean }): Promise<Metainfo>;
+  /** Drops an upload; unknown ids are ignored. */
+  abort(id: string): Promise<void>;
+}
+
+export interface BlobStore extends BlobReader, BlobWriter, UploadStore {
+  /** Bytes held by stored blobs. */
+  usedBytes(): number;
+  close(): Promise<void>;
+}

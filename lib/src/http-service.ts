@@ -1,0 +1,106 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from './logger.js';
+
+export interface HttpServiceOptions {
+  /** The component name, used as a metric label and in logs. */
+  name: string;
+  logger: Logger;
+  /** Resolves when the service can take traffic; a rejection makes `/ready` answer 503 with its message. */
+  ready?: () => Promise<void>;
+  /** Largest request body buffered by fastify's parsers (streamed routes are not bound by it). */
+  bodyLimit?: number;
+  /** How long SIGTERM waits for in-flight requests before closing their connections. */
+  shutdownTimeoutMs?: number;
+}
+
+export interface HttpService {
+  readonly app: FastifyInstance;
+  /** The service's own Prometheus registry; modules register their figures here. */
+  readonly metrics: Registry;
+  /** Listens and returns the `http://host:port` base URL actually bound (port 0 picks one). */
+  listen(host: string, port: number): Promise<string>;
+  /** Stops accepting, waits for in-flight requests up to the shutdown timeout, then closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * A fastify server with what every krill HTTP service has: `/health` (liveness), `/ready`,
+ * Prometheus `/metrics` with request counts and latency by route and status, JSON logs and a
+ * bounded graceful close.
+ */
+export function createHttpService(options: HttpServiceOptions): HttpService {
+  const app = Fastify({
+    loggerInstance: options.logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // Blob transfers of several GB take minutes; the default request timeouts would cut them.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    maxParamLength: 1024,
+  });
+  const metrics = new Registry();
+  metrics.setDefaultLabels({ service: options.name });
+  collectDefaultMetrics({ register: metrics });
+  const requests = new Counter({
+    name: 'krill_http_requests_total',
+    help: 'HTTP requests by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    registers: [metrics],
+  });
+  const latency = new Histogram({
+    name: 'krill_http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60, 300],
+    registers: [metrics],
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const labels = { route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) };
+    requests.inc(labels);
+    latency.observe(labels, reply.elapsedTime / 1000);
+    req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/ready', async (_req, reply) => {
+    try {
+      await options.ready?.();
+      return { status: 'ready' };
+    } catch (err) {
+      return reply.code(503).send({ status: 'not ready', reason: (err as Error).message });
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.contentType);
+    return metrics.metrics();
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    metrics,
+    async listen(host, port) {
+      await app.listen({ host, port });
+      const addr = app.server.address();
+      if (addr === null || typeof addr === 'string') throw new Error(`${options.name}: unexpected listen address ${String(addr)}`);
+      const h = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      return `http://${h}:${addr.port}`;
+    },
+    close() {
+      closing ??= (async () => {
+        const timer = setTimeout(() => app.server.closeAllConnections(), options.shutdownTimeoutMs ?? 30_000);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what krill's tests and benchmarks need on a Debian machine (run as root):
+# skopeo (registry client), docker-registry (CNCF distribution, the upstream registry),
+# apache2-utils (htpasswd for the registry's basic auth), then the npm workspaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian docker-registry package starts a system service on :5000; tests run their own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npx tsc -b
