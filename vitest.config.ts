@@ -1,11 +1,22 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (ws: string) => fileURLToPath(new URL(`./${ws}/src/index.ts`, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Tests run against the workspaces' sources, so a test never sees a stale dist/.
+    alias: {
+      '@krill/lib': src('lib'),
+      '@krill/cluster-services': src('cluster-services'),
+      '@krill/conformance': src('conformance'),
+    },
+  },
   test: {
     include: ['{lib,cluster-services,cli,conformance}/src/**/*.test.ts'],
     // Suites start real servers (origins, registries, s3rver) and move hundreds of MB on loopback.
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
     // Two cores: run files in parallel but never more than the machine has.
     maxWorkers: 2,
     pool: 'forks',

@@ -1,0 +1,157 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { UsageError, type Command, type CommandIo } from '../command.js';
+
+const KRILL_BIN = fileURLToPath(new URL('../../bin/krill.js', import.meta.url));
+/** How long a component may take to answer /ready; an origin opens its store and database first. */
+const READY_TIMEOUT_MS = 30_000;
+
+interface Component {
+  name: string;
+  command: string;
+  url: string;
+  config: Record<string, unknown>;
+}
+
+/** The components of a devcluster on loopback, with fixed ports from `base` (Kraken's layout). */
+export function devclusterLayout(dir: string, base: number, origins: number): Component[] {
+  const host = '127.0.0.1';
+  const originUrls = Array.from({ length: origins }, (_, i) => `http://${host}:${base + 2 + 10 * i}`);
+  const buildIndexUrl = `http://${host}:${base + 4}`;
+  const proxyUrl = `http://${host}:${base}`;
+  const list: Component[] = originUrls.map((url, i) => ({
+    name: `origin-${i}`,
+    command: 'origin',
+    url,
+    config: {
+      listen: { host, port: Number(new URL(url).port) },
+      cluster: { origins: originUrls, replicas: Math.min(3, origins) },
+      store: { dir: join(dir, `origin-${i}`) },
+      backends: [{ namespace: '.*', fs: { root: join(dir, 'backend') } }],
+    },
+  }));
+  list.push({
+    name: 'build-index',
+    command: 'build-index',
+    url: buildIndexUrl,
+    config: { listen: { host, port: base + 4 }, db: join(dir, 'build-index', 'tags.db'), origins: { urls: originUrls } },
+  });
+  list.push({
+    name: 'proxy',
+    command: 'proxy',
+    url: proxyUrl,
+    config: { listen: { host, port: base }, origins: { urls: originUrls }, buildIndex: { urls: [buildIndexUrl] }, uploadDir: join(dir, 'proxy-uploads') },
+  });
+  return list;
+}
+
+export const devclusterCommand: Command = {
+  name: 'devcluster',
+  summary: 'run a local krill cluster on loopback (origins, build-index, proxy) until Ctrl-C',
+  help: () => [
+    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N]',
+    '',
+    'Starts a krill cluster on 127.0.0.1 with each component in its own process: N origins (a',
+    'filesystem backend under DIR/backend), the build-index and the push proxy. Prints their',
+    'addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
+    '',
+    'Options:',
+    '  --dir DIR        state directory (default .krill/devcluster)',
+    '  --base-port N    proxy port; build-index N+4, origins N+2, N+12, ... (default 15000)',
+    '  --origins N      number of origins (default 3)',
+    '',
+  ].join('\n'),
+  async run(args, io) {
+    const values = parseOptions(args);
+    const dir = resolve(values.dir ?? '.krill/devcluster');
+    const components = devclusterLayout(dir, values.basePort, values.origins);
+    mkdirSync(join(dir, 'logs'), { recursive: true });
+    mkdirSync(join(dir, 'build-index'), { recursive: true });
+    const children = new Map<string, ChildProcess>();
+    const stop = async () => {
+      await Promise.all([...children.values()].map((c) => terminate(c)));
+    };
+    const died = new Promise<string>((resolveDied) => {
+      for (const c of components) {
+        const configFile = join(dir, `${c.name}.yaml`);
+        // JSON is valid YAML, so no serializer is needed for the generated files.
+        writeFileSync(configFile, JSON.stringify(c.config, null, 2));
+        const log = createWriteStream(join(dir, 'logs', `${c.name}.log`), { flags: 'a' });
+        const child = spawn(process.execPath, [KRILL_BIN, c.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: io.env });
+        child.stdout?.pipe(log);
+        child.stderr?.pipe(log);
+        child.once('exit', (code, sig) => resolveDied(`${c.name} exited (${sig ?? `code ${code}`}); see ${join(dir, 'logs', `${c.name}.log`)}`));
+        children.set(c.name, child);
+      }
+    });
+    const ready = Promise.all(components.map((c) => waitReady(c.url, READY_TIMEOUT_MS).then(() => c)));
+    const first = await Promise.race([ready.then(() => 'ready'), died, io.stopSignal.then(() => 'stopped')]);
+    if (first !== 'ready') {
+      await stop();
+      if (first === 'stopped') return 0;
+      io.stderr.write(`krill devcluster: ${first}\n`);
+      return 1;
+    }
+    io.stdout.write(summary(dir, components));
+    const end = await Promise.race([died.then((why) => ({ why })), io.stopSignal.then(() => undefined)]);
+    await stop();
+    if (end) {
+      io.stderr.write(`krill devcluster: ${end.why}\n`);
+      return 1;
+    }
+    io.stdout.write('devcluster stopped\n');
+    return 0;
+  },
+};
+
+function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' } }, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const basePort = int(parsed.values['base-port'] ?? '15000', '--base-port', 1, 65_000);
+  const origins = int(parsed.values.origins ?? '3', '--origins', 1, 9);
+  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins };
+}
+
+function int(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  return n;
+}
+
+async function waitReady(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolveExit) => {
+    // A component drains within its shutdown bound; after that it is killed.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 35_000);
+    child.once('exit', () => { clearTimeout(timer); resolveExit(); });
+    child.kill('SIGTERM');
+  });
+}
+
+function summary(dir: string, components: Component[]): string {
+  const rows = components.map((c) => `  ${c.name.padEnd(12)} ${c.url}`);
+  return ['krill devcluster is up:', ...rows, `  state        ${dir}`, `  logs         ${join(dir, 'logs')}`,
+    '', `Push with: skopeo copy --dest-tls-verify=false <src> docker://${new URL(components.at(-1)!.url).host}/<repo>:<tag>`,
+    'Ctrl-C stops the cluster.', ''].join('\n');
+}

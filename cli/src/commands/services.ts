@@ -1,0 +1,32 @@
+import {
+  buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, startBuildIndex, startOrigin, startProxy,
+  type BuildIndexConfig, type OriginConfig, type ProxyConfig,
+} from '@krill/cluster-services';
+import { serviceCommand } from '../service-command.js';
+
+export const originCommand = serviceCommand<OriginConfig>({
+  name: 'origin',
+  summary: 'run an origin: a seeder on the hash ring over pluggable storage',
+  description: 'Stores blobs by digest, verified, replicated to the other owners on the hash ring, and\nwritten back to the backend chosen by namespace (filesystem, S3, HTTP, upstream registry).',
+  schema: originConfigSchema,
+  envPrefix: 'KRILL_ORIGIN',
+  start: (config, deps) => startOrigin(config, deps),
+});
+
+export const buildIndexCommand = serviceCommand<BuildIndexConfig>({
+  name: 'build-index',
+  summary: 'run the build-index: tags to manifest digests',
+  description: 'Keeps repo:tag -> manifest digest, accepts a tag only when everything it references is on the\norigins, and resolves pull-through repositories from their upstream registry with a TTL.',
+  schema: buildIndexConfigSchema,
+  envPrefix: 'KRILL_BUILD_INDEX',
+  start: (config, deps) => startBuildIndex(config, deps),
+});
+
+export const proxyCommand = serviceCommand<ProxyConfig>({
+  name: 'proxy',
+  summary: 'run the push proxy: the OCI registry API that skopeo and docker push write to',
+  description: 'Serves the OCI distribution API (push and pull); blobs and manifests go to the origins,\ntags to the build-index.',
+  schema: proxyConfigSchema,
+  envPrefix: 'KRILL_PROXY',
+  start: (config, deps) => startProxy(config, deps),
+});
