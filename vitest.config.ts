@@ -20,5 +20,6 @@ export default defineConfig({
     // Two cores: run files in parallel but never more than the machine has.
     maxWorkers: 2,
     pool: 'forks',
+    reporters: ['default', './scripts/summary-reporter.ts'],
   },
 });

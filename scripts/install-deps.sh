@@ -4,6 +4,10 @@
 # apache2-utils (htpasswd for the registry's basic auth), then the npm workspaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "install-deps: krill needs Node.js 20 or newer on PATH (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
 pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,1 +1,5 @@
-export {};
+export * from './backend/index.js';
+export * from './upstream/index.js';
+export * from './origin/index.js';
+export * from './build-index/index.js';
+export * from './proxy/index.js';

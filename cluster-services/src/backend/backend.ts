@@ -32,6 +32,9 @@ export interface BlobUploader {
   /**
    * Stores exactly `size` bytes read from `body` under the digest. Idempotent: uploading a blob
    * that exists succeeds. A partial upload never becomes visible under the digest.
+   * A body of another length is InvalidArgument ERR_SIZE_INVALID, and bytes that do not hash to
+   * the digest ERR_DIGEST_MISMATCH (fs and s3 check both before the blob can appear). The backend
+   * consumes or destroys `body` in every outcome, including when the blob already exists.
    */
   upload(namespace: string, digest: Digest, body: Readable, size: number, signal?: AbortSignal): Promise<void>;
 }
