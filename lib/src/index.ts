@@ -6,3 +6,4 @@ export * from './http-service.js';
 export * from './hash-ring.js';
 export * from './metainfo.js';
 export * from './oci.js';
+export * from './http-range.js';

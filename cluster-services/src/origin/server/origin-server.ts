@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import { Agent } from 'undici';
+import { Counter, Gauge } from 'prom-client';
+import { createHashRing, createHttpService, type HashRing, type Logger } from '@krill/lib';
+import { createBackendRouter } from '../../backend/index.js';
+import type { OriginConfig } from '../config.js';
+import { createBlobStore } from '../store/fs-blob-store.js';
+import { createWritebackQueue } from '../writeback/writeback-queue.js';
+import { createMissFetcher } from './fetch-on-miss.js';
+import { replicate } from './replicator.js';
+import { registerOriginRoutes } from './routes.js';
+
+export interface RunningOrigin {
+  /** The base URL this origin listens on (or advertises). */
+  url: string;
+  /**
+   * Sets the ring membership: the base URLs of every origin, this one included. Lets tests and
+   * the devcluster start origins on port 0 and introduce them to each other afterwards.
+   */
+  setCluster(origins: string[]): void;
+  close(): Promise<void>;
+}
+
+/** Opens the store and the write-back queue, then serves the origin's blob API. */
+export async function startOrigin(config: OriginConfig, deps: { logger: Logger }): Promise<RunningOrigin> {
+  const logger = deps.logger;
+  const service = createHttpService({ name: 'origin', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
+  const metrics = service.metrics;
+  const store = await createBlobStore({ dir: config.store.dir, capacityBytes: config.store.capacityBytes, logger: logger.child({ part: 'store' }) });
+  const router = createBackendRouter({ rules: config.backends, registries: config.registries, logger: logger.child({ part: 'backend' }), metrics });
+  const writeback = createWritebackQueue({
+    dbPath: join(config.store.dir, 'origin.db'), store, router, logger: logger.child({ part: 'writeback' }), metrics,
+    retryMinMs: config.writeback.retryMinMs, retryMaxMs: config.writeback.retryMaxMs, concurrency: config.writeback.concurrency,
+  });
+  new Gauge({ name: 'krill_origin_store_bytes', help: 'Bytes of verified blobs in the store.', registers: [metrics], collect() { this.set(store.usedBytes()); } });
+  const fetches = new Counter({ name: 'krill_origin_fetch_on_miss_total', help: 'Blobs fetched from a backend on a miss, by result.', labelNames: ['result'], registers: [metrics] });
+  const replications = new Counter({ name: 'krill_origin_replications_total', help: 'Copies to other owners, by result.', labelNames: ['result'], registers: [metrics] });
+  const fetcher = createMissFetcher({ store, router, logger, fetches });
+  // Replication streams whole blobs to peers; keep-alive connections are reused between blobs.
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000 });
+
+  let self = config.advertiseUrl ?? '';
+  let ring: HashRing | undefined;
+  const setCluster = (origins: string[]) => {
+    ring = createHashRing({ nodes: origins.length > 0 ? origins : [self], replicas: config.cluster.replicas });
+  };
+
+  registerOriginRoutes(service.app, {
+    store, writeback, fetcher, logger,
+    ring: () => ring!,
+    replicaDelayMs: config.writeback.replicaDelayMs,
+    replicate: (namespace, digest) => {
+      void replicate({ digest, namespace, self, ring: ring!, store, dispatcher, logger, onResult: (ok) => replications.inc({ result: ok ? 'ok' : 'error' }) });
+    },
+  });
+
+  let url: string;
+  try {
+    url = await service.listen(config.listen.host, config.listen.port);
+  } catch (err) {
+    await writeback.close();
+    await router.close();
+    throw err;
+  }
+  if (self === '') self = url;
+  setCluster(config.cluster.origins);
+  let closing: Promise<void> | undefined;
+  logger.info({ url: self, origins: ring!.nodes, replicas: ring!.replicas }, 'origin ready');
+  return {
+    url: self,
+    setCluster,
+    close() {
+      closing ??= (async () => {
+        await service.close();
+        await writeback.close();
+        await router.close();
+        await dispatcher.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

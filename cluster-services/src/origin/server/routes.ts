@@ -1,0 +1,152 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import {
+  InvalidArgumentError, errorBody, httpStatusOf, isKrillError, parseDigest, parseRange,
+  type Digest, type HashRing, type Logger,
+} from '@krill/lib';
+import type { BlobStore } from '../store/blob-store.js';
+import type { WritebackQueue } from '../writeback/writeback-queue.js';
+import type { MissFetcher } from './fetch-on-miss.js';
+
+export interface OriginRouteDeps {
+  store: BlobStore;
+  writeback: WritebackQueue;
+  fetcher: MissFetcher;
+  ring: () => HashRing;
+  /** Replicates an accepted blob to the other owners, in the background. */
+  replicate(namespace: string, digest: Digest): void;
+  replicaDelayMs: number;
+  logger: Logger;
+}
+
+type Query = { namespace?: string; digest?: string; replica?: string; local?: string };
+
+/**
+ * The origin's HTTP blob API (internal: only the origin client calls it).
+ * - `HEAD|GET /blobs/:digest[?namespace=ns][&local=1]`: size / bytes (Range → 206). With a
+ *   namespace and without `local`, a blob missing here is fetched from the backend first.
+ * - `GET /blobs/:digest/metainfo`, `GET /blobs/:digest/locations`, `DELETE /blobs/:digest`.
+ * - `PUT /blobs/:digest?namespace=ns[&replica=1]`: the whole blob in one streamed body.
+ * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id` with `Upload-Offset`;
+ *   `GET /uploads/:id` → `Upload-Offset`; `PUT /uploads/:id/commit?digest=&namespace=`;
+ *   `DELETE /uploads/:id`.
+ * Errors are JSON `{ category, code, message }` with the category's HTTP status.
+ */
+export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): void {
+  // Blob bodies are streamed to disk as they arrive; no parser may buffer them.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  app.setErrorHandler((err, req, reply) => {
+    if (isKrillError(err)) {
+      if (httpStatusOf(err) >= 500) req.log.warn({ err: err.message, code: err.code, url: req.url }, 'request failed');
+      return reply.code(httpStatusOf(err)).send(errorBody(err));
+    }
+    req.log.error({ err, url: req.url }, 'request failed');
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    return reply.code(status).send({ category: status < 500 ? 'InvalidArgument' : 'Internal', code: 'ERR_HTTP', message: (err as Error).message });
+  });
+
+  const digestOf = (req: FastifyRequest) => parseDigest((req.params as { digest: string }).digest);
+  const query = (req: FastifyRequest) => req.query as Query;
+  const namespaceOf = (req: FastifyRequest, required: boolean) => {
+    const ns = query(req).namespace;
+    if (required && (ns === undefined || ns === '')) throw new InvalidArgumentError('query parameter namespace is required', { code: 'ERR_NAMESPACE_INVALID' });
+    return ns === '' ? undefined : ns;
+  };
+
+  async function serveBlob(req: FastifyRequest, reply: FastifyReply, head: boolean) {
+    const digest = digestOf(req);
+    const ns = namespaceOf(req, false);
+    const local = query(req).local === '1';
+    if (head) {
+      const size = local || ns === undefined ? (await d.store.stat(digest)).size : await d.fetcher.size(ns, digest);
+      return reply.header('content-length', size).header('docker-content-digest', digest).code(200).send();
+    }
+    if (!local && ns !== undefined) await d.fetcher.ensure(ns, digest);
+    const { size } = await d.store.stat(digest);
+    const range = parseRange(req.headers.range, size);
+    const body: Readable = await d.store.open(digest, range);
+    reply.header('docker-content-digest', digest).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
+    if (range) {
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
+    } else {
+      reply.code(200).header('content-length', size);
+    }
+    return reply.send(body);
+  }
+
+  app.head('/blobs/:digest', (req, reply) => serveBlob(req, reply, true));
+  app.get('/blobs/:digest', (req, reply) => serveBlob(req, reply, false));
+
+  app.get('/blobs/:digest/metainfo', async (req) => {
+    const digest = digestOf(req);
+    const ns = namespaceOf(req, false);
+    if (ns !== undefined) await d.fetcher.ensure(ns, digest);
+    return d.store.metainfo(digest);
+  });
+
+  app.get('/blobs/:digest/locations', async (req) => ({ owners: d.ring().owners(digestOf(req)) }));
+
+  app.delete('/blobs/:digest', async (req, reply) => {
+    await d.store.delete(digestOf(req));
+    return reply.code(204).send();
+  });
+
+  app.put('/blobs/:digest', async (req, reply) => {
+    const digest = digestOf(req);
+    const ns = namespaceOf(req, true)!;
+    const replica = query(req).replica === '1';
+    const size = contentLength(req);
+    const metainfo = await d.store.put(digest, req.body as Readable, { ...(size === undefined ? {} : { size }), pin: true });
+    accepted(ns, digest, replica);
+    return reply.code(201).send(metainfo);
+  });
+
+  app.post('/uploads', async (req, reply) => {
+    namespaceOf(req, true);
+    const id = await d.store.startUpload();
+    return reply.code(201).header('location', `/uploads/${id}`).header('upload-offset', 0).send({ id });
+  });
+
+  app.get('/uploads/:id', async (req, reply) => {
+    const size = await d.store.uploadSize((req.params as { id: string }).id);
+    return reply.code(204).header('upload-offset', size).send();
+  });
+
+  app.patch('/uploads/:id', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const header = req.headers['upload-offset'];
+    const offset = header === undefined ? await d.store.uploadSize(id) : Number(header);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`Upload-Offset ${JSON.stringify(header)} is invalid`, { code: 'ERR_UPLOAD_OFFSET' });
+    const size = await d.store.append(id, offset, req.body as Readable);
+    return reply.code(204).header('upload-offset', size).send();
+  });
+
+  app.put('/uploads/:id/commit', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const digest = parseDigest(query(req).digest ?? '');
+    const ns = namespaceOf(req, true)!;
+    const metainfo = await d.store.commit(id, digest, { pin: true });
+    accepted(ns, digest, false);
+    return reply.code(201).send(metainfo);
+  });
+
+  app.delete('/uploads/:id', async (req, reply) => {
+    await d.store.abort((req.params as { id: string }).id);
+    return reply.code(204).send();
+  });
+
+  /** A blob accepted here is durable once its write-back is queued; copies go out afterwards. */
+  function accepted(namespace: string, digest: Digest, replica: boolean): void {
+    d.writeback.enqueue(namespace, digest, replica ? d.replicaDelayMs : 0);
+    if (!replica) d.replicate(namespace, digest);
+  }
+}
+
+function contentLength(req: FastifyRequest): number | undefined {
+  const h = req.headers['content-length'];
+  if (h === undefined) return undefined;
+  const n = Number(h);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`Content-Length ${JSON.stringify(h)} is invalid`, { code: 'ERR_SIZE_INVALID' });
+  return n;
+}

@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { sha256, silentLogger, type Digest } from '@krill/lib';
+import { createBlobStore } from './fs-blob-store.js';
+
+const logger = silentLogger();
+const dir = () => mkdtempSync(join(tmpdir(), 'krill-store-'));
+const blob = (n: number) => { const b = randomBytes(n); return { b, d: sha256(b) }; };
+async function code(p: Promise<unknown>): Promise<string | undefined> {
+  try { await p; } catch (err) { return (err as { code?: string }).code; }
+  return undefined;
+}
+async function read(s: Readable): Promise<Buffer> {
+  const c: Buffer[] = [];
+  for await (const x of s) c.push(x as Buffer);
+  return Buffer.concat(c);
+}
+
+describe('blob store', () => {
+  it('stores a verified blob with its piece hashes and serves ranges', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 1e9, logger });
+    const { b, d } = blob(3 * 1024 * 1024 + 5);
+    const m = await store.put(d, Readable.from([b]), { size: b.length });
+    expect(m).toMatchObject({ digest: d, length: b.length, pieceLength: 1024 * 1024 });
+    expect(m.pieces[3]).toBe(createHash('sha256').update(b.subarray(3 * 1024 * 1024)).digest('hex'));
+    expect((await read(await store.open(d))).equals(b)).toBe(true);
+    expect((await read(await store.open(d, { start: 10, end: 19 }))).equals(b.subarray(10, 20))).toBe(true);
+    expect(await store.metainfo(d)).toEqual(m);
+  });
+
+  it('keeps nothing when the bytes do not match the digest or the size', async () => {
+    const root = dir();
+    const store = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    const { b } = blob(1000);
+    const other = sha256('other');
+    expect(await code(store.put(other, Readable.from([b])))).toBe('ERR_DIGEST_MISMATCH');
+    expect(await code(store.put(sha256(b), Readable.from([b]), { size: 999 }))).toBe('ERR_SIZE_INVALID');
+    expect(await code(store.put(sha256(b), Readable.from([b]), { size: 1001 }))).toBe('ERR_SIZE_INVALID');
+    expect(await code(store.stat(other))).toBe('ERR_BLOB_NOT_FOUND');
+    expect(await code(store.stat(sha256(b)))).toBe('ERR_BLOB_NOT_FOUND');
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('evicts least recently used unpinned blobs by bytes and never a pinned one', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 3000, logger });
+    const [a, b, c, e] = [blob(1000), blob(1000), blob(1000), blob(1000)];
+    await store.put(a.d, Readable.from([a.b]), { pin: true });
+    await store.put(b.d, Readable.from([b.b]));
+    await store.put(c.d, Readable.from([c.b]));
+    await store.put(e.d, Readable.from([e.b]));
+    expect(await code(store.stat(a.d))).toBeUndefined();
+    expect(await code(store.stat(b.d))).toBe('ERR_BLOB_NOT_FOUND');
+    expect(store.usedBytes()).toBe(3000);
+    await store.setPinned(c.d, true);
+    await store.setPinned(e.d, true);
+    const f = blob(1000);
+    expect(await code(store.put(f.d, Readable.from([f.b])))).toBe('ERR_STORE_FULL');
+    expect(await code(store.delete(a.d))).toBe('ERR_BLOB_PINNED');
+  });
+
+  it('resumes uploads by offset and commits only matching bytes', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 1e9, logger });
+    const { b, d } = blob(5000);
+    const id = await store.startUpload();
+    expect(await store.append(id, 0, Readable.from([b.subarray(0, 2000)]))).toBe(2000);
+    expect(await code(store.append(id, 0, Readable.from([b.subarray(0, 10)])))).toBe('ERR_UPLOAD_OFFSET');
+    expect(await store.append(id, 2000, Readable.from([b.subarray(2000)]))).toBe(5000);
+    await store.commit(id, d);
+    expect((await store.stat(d)).size).toBe(5000);
+    const id2 = await store.startUpload();
+    await store.append(id2, 0, Readable.from([b.subarray(0, 4000)]));
+    const d2 = sha256(Buffer.concat([b, b]));
+    expect(await code(store.commit(id2, d2))).toBe('ERR_DIGEST_MISMATCH');
+    expect(await code(store.uploadSize(id2))).toBe('ERR_UPLOAD_NOT_FOUND');
+    expect(await code(store.stat(d2))).toBe('ERR_BLOB_NOT_FOUND');
+    expect(await code(store.uploadSize('../../etc'))).toBe('ERR_UPLOAD_NOT_FOUND');
+  });
+
+  it('reopens with its blobs and without leftover temporary files', async () => {
+    const root = dir();
+    const store = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    const { b, d } = blob(100);
+    await store.put(d, Readable.from([b]));
+    mkdirSync(join(root, 'tmp', 'crashed'), { recursive: true });
+    writeFileSync(join(root, 'tmp', 'crashed', 'data'), 'partial');
+    const again = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    expect((await again.stat(d as Digest)).size).toBe(100);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+});
