@@ -1,1 +1,3 @@
-export {};
+export * from './fixtures/oci-image.js';
+export * from './harness/skopeo.js';
+export * from './harness/krill-process.js';

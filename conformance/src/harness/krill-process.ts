@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built `krill` launcher; tests that spawn components need `npx tsc -b` first (npm test does it). */
+export const KRILL_BIN = fileURLToPath(new URL('../../../cli/bin/krill.js', import.meta.url));
+
+export interface KrillProcess {
+  url: string;
+  child: ChildProcess;
+  /** Where the component's JSON log lines go. */
+  logFile: string;
+  /** Resolves with the exit code or signal once the process has ended. */
+  exited: Promise<string>;
+  kill(signal: NodeJS.Signals): Promise<string>;
+}
+
+/** A free loopback port: bound on port 0 and released (the caller binds it right after). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Runs `krill <command> --config <dir>/<name>.yaml` as its own process and waits until its
+ * `/ready` answers. The config must set `listen.port` (use freePort). Logs go to <dir>/<name>.log.
+ */
+export async function startKrillProcess(o: { command: string; name: string; dir: string; config: Record<string, unknown>; readyTimeoutMs?: number }): Promise<KrillProcess> {
+  const configFile = join(o.dir, `${o.name}.yaml`);
+  writeFileSync(configFile, JSON.stringify(o.config, null, 2));
+  const logFile = join(o.dir, `${o.name}.log`);
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, [KRILL_BIN, o.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? String(code))));
+  const listen = o.config['listen'] as { host?: string; port: number };
+  const url = `http://${listen.host ?? '127.0.0.1'}:${listen.port}`;
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 20_000);
+  let done = false;
+  void exited.then(() => { done = true; });
+  for (;;) {
+    if (done) throw new Error(`krill ${o.command} (${o.name}) exited before it was ready; see ${logFile}`);
+    try {
+      if ((await fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) })).ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`krill ${o.command} (${o.name}) not ready at ${url}; see ${logFile}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url, child, logFile, exited,
+    kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
