@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createLogger, envNames, isKrillError, loadConfig, type Logger, type Schema } from '@krill/lib';
-import { UsageError, type Command, type CommandIo } from './command.js';
+import { UsageError, type Command } from './command.js';
 
 export interface ServiceCommandOptions<C> {
   name: string;

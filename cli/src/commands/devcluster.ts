@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { UsageError, type Command, type CommandIo } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 
 const KRILL_BIN = fileURLToPath(new URL('../../bin/krill.js', import.meta.url));
 /** How long a component may take to answer /ready; an origin opens its store and database first. */

@@ -39,7 +39,7 @@ export interface CopyOptions {
 /** `skopeo copy` between `oci:<dir>:<tag>` and `docker://host/repo:tag` references, TLS off for registries. */
 export function copy(src: string, dest: string, o: CopyOptions = {}): Promise<string> {
   return skopeo([
-    'copy', '--retry-times', '0', '--src-tls-verify=false', '--dest-tls-verify=false',
+    'copy', '--retry-times', '0', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false',
     ...(o.all ? ['--all'] : []),
     ...(o.srcCreds ? ['--src-creds', o.srcCreds] : []),
     ...(o.destCreds ? ['--dest-creds', o.destCreds] : []),

@@ -1,0 +1,116 @@
+import { createReadStream } from 'node:fs';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import { InvalidArgumentError, isCategory, parseDigest, parseRange, parseRepository } from '@krill/lib';
+import type { ProxyContext } from './context.js';
+
+const IO_CHUNK = 1024 * 1024;
+
+/** `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). */
+export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<FastifyReply> {
+  const digest = parseDigest(ref);
+  reply.header('docker-content-digest', digest).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
+  if (req.method === 'HEAD') {
+    const { size } = await ctx.origins.stat(name, digest);
+    return reply.code(200).header('content-length', size).send();
+  }
+  const header = req.headers.range;
+  if (header !== undefined) {
+    const { size } = await ctx.origins.stat(name, digest);
+    const range = parseRange(header, size)!;
+    const { body } = await ctx.origins.download(name, digest, { range });
+    return reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1).send(body);
+  }
+  const { size, body } = await ctx.origins.download(name, digest);
+  return reply.code(200).header('content-length', size).send(body);
+}
+
+/** `POST /v2/<name>/blobs/uploads/`: monolithic (`?digest=`), mount (`?mount=&from=`), or a new session (end-4a/4b, end-11). */
+export async function startUpload(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
+  const q = req.query as { digest?: string; mount?: string; from?: string };
+  if (q.mount !== undefined) {
+    const digest = parseDigest(q.mount);
+    const from = q.from === undefined ? name : parseRepository(q.from);
+    try {
+      await ctx.origins.stat(from, digest);
+      req.raw.resume();
+      return blobCreated(reply, name, digest);
+    } catch (err) {
+      if (!isCategory(err, 'NotFound')) throw err;
+    }
+  }
+  const id = await ctx.uploads.start(name);
+  if (q.digest !== undefined && q.mount === undefined) return finishUpload(ctx, req, reply, name, id, q.digest, true);
+  req.raw.resume();
+  return reply.code(202).header('location', `/v2/${name}/blobs/uploads/${id}`).header('docker-upload-uuid', id).header('range', '0-0').header('content-length', 0).send();
+}
+
+/** `PATCH /v2/<name>/blobs/uploads/<id>`: a streamed chunk, at the offset of `Content-Range` when given (end-5). */
+export async function patchUpload(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, id: string): Promise<FastifyReply> {
+  const cr = req.headers['content-range'];
+  let start: number | undefined;
+  if (cr !== undefined) {
+    const m = /^(?:bytes[ =])?(\d+)-(\d+)$/.exec(String(cr).trim());
+    if (!m) {
+      req.raw.resume();
+      throw new InvalidArgumentError(`Content-Range ${JSON.stringify(cr)} is not of the form <start>-<end>`, { code: 'ERR_RANGE_INVALID' });
+    }
+    start = Number(m[1]);
+  }
+  const size = await ctx.uploads.append(name, id, req.raw as Readable, start);
+  return uploadProgress(reply, name, id, size, 202);
+}
+
+/** `GET /v2/<name>/blobs/uploads/<id>`: progress (end-13). */
+export async function uploadStatus(ctx: ProxyContext, reply: FastifyReply, name: string, id: string): Promise<FastifyReply> {
+  return uploadProgress(reply, name, id, ctx.uploads.get(name, id).size, 204);
+}
+
+/** `DELETE /v2/<name>/blobs/uploads/<id>`: cancel. */
+export async function cancelUpload(ctx: ProxyContext, reply: FastifyReply, name: string, id: string): Promise<FastifyReply> {
+  ctx.uploads.get(name, id);
+  await ctx.uploads.remove(id);
+  return reply.code(204).send();
+}
+
+/**
+ * `PUT /v2/<name>/blobs/uploads/<id>?digest=` (end-6), with an optional last chunk: verifies the
+ * spooled bytes against the digest, hands the blob to the origins, and only then answers 201. A
+ * mismatch discards the upload: nothing is stored.
+ */
+export async function finishUpload(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, id: string, digestParam: string | undefined, monolithic = false): Promise<FastifyReply> {
+  let digest;
+  try {
+    digest = parseDigest(digestParam ?? '');
+  } catch (err) {
+    req.raw.resume();
+    if (monolithic) await ctx.uploads.remove(id);
+    throw err;
+  }
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  try {
+    if (hasBody) await ctx.uploads.append(name, id, req.raw as Readable);
+    else req.raw.resume();
+    const done = await ctx.uploads.finish(name, id);
+    if (done.digest !== digest) {
+      throw new InvalidArgumentError(`uploaded content hashes to ${done.digest}, not ${digest}; the upload was discarded`, { code: 'ERR_DIGEST_MISMATCH' });
+    }
+    await ctx.origins.upload(name, digest, { size: done.size, open: () => createReadStream(done.file, { highWaterMark: IO_CHUNK }) });
+  } catch (err) {
+    // A failed finish ends the session: nothing half-stored, and the client starts again.
+    await ctx.uploads.remove(id);
+    throw err;
+  }
+  await ctx.uploads.remove(id);
+  return blobCreated(reply, name, digest);
+}
+
+function blobCreated(reply: FastifyReply, name: string, digest: string): FastifyReply {
+  return reply.code(201).header('location', `/v2/${name}/blobs/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
+}
+
+function uploadProgress(reply: FastifyReply, name: string, id: string, size: number, status: number): FastifyReply {
+  // The spec's Range is inclusive; an empty upload reports 0-0 as distribution does.
+  return reply.code(status).header('location', `/v2/${name}/blobs/uploads/${id}`).header('docker-upload-uuid', id)
+    .header('range', `0-${Math.max(0, size - 1)}`).header('content-length', 0).send();
+}

@@ -1,0 +1,119 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import {
+  InvalidArgumentError, KrillError, MAX_MANIFEST_BYTES, MediaType, isCategory, isDigest, parseDigest, parseManifest, parseTag, sha256,
+  type Digest,
+} from '@krill/lib';
+import type { ProxyContext } from './context.js';
+
+/** References of one manifest checked at once: enough to hide latency without flooding the origins. */
+const STAT_CONCURRENCY = 8;
+
+async function readCapped(req: FastifyRequest): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const tooLarge = () => new KrillError('InvalidArgument', 'ERR_MANIFEST_TOO_LARGE', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  if (declared > MAX_MANIFEST_BYTES) {
+    req.raw.resume();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req.raw) {
+    size += (c as Buffer).length;
+    if (size > MAX_MANIFEST_BYTES) {
+      req.raw.resume();
+      throw tooLarge();
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The media type of stored manifest bytes: its `mediaType` field, or the shape of the document. */
+function mediaTypeOf(bytes: Buffer): string {
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown };
+    return doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
+  } catch {
+    return MediaType.OciManifest;
+  }
+}
+
+/**
+ * `PUT /v2/<name>/manifests/<reference>` (end-7): a manifest or index of at most 4 MiB whose
+ * every reference is already on the origins, stored as a blob, then the tag set. Nothing is
+ * stored when any check fails.
+ */
+export async function putManifest(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, reference: string): Promise<FastifyReply> {
+  const byDigest = reference.startsWith('sha256:') || reference.includes(':');
+  const expected = byDigest ? parseDigest(reference) : undefined;
+  const tag = byDigest ? undefined : parseTag(reference);
+  const bytes = await readCapped(req);
+  const digest = sha256(bytes);
+  if (expected && expected !== digest) {
+    throw new InvalidArgumentError(`manifest hashes to ${digest}, not ${expected}`, { code: 'ERR_DIGEST_MISMATCH' });
+  }
+  const manifest = parseManifest(bytes, req.headers['content-type']);
+  const refs = manifest.references;
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, refs.length) }, async () => {
+    while (next < refs.length) {
+      const ref = refs[next++]!;
+      try {
+        await ctx.origins.stat(name, ref.digest);
+      } catch (err) {
+        if (!isCategory(err, 'NotFound')) throw err;
+        const e = new KrillError('InvalidArgument', 'ERR_MANIFEST_BLOB_UNKNOWN', `manifest references ${ref.digest}, which was not pushed to ${name}`);
+        (e as KrillError & { detail: unknown }).detail = { digest: ref.digest };
+        throw e;
+      }
+    }
+  }));
+  await ctx.origins.upload(name, digest, { size: bytes.length, open: () => Readable.from([bytes]) });
+  if (tag !== undefined) await ctx.buildIndex.putTag(name, tag, digest);
+  ctx.logger.info({ ref: `${name}:${reference}`, digest, mediaType: manifest.mediaType }, 'manifest pushed');
+  return reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
+}
+
+/** `GET|HEAD /v2/<name>/manifests/<reference>` (end-3): tags resolve through the build-index. */
+export async function getManifest(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, reference: string): Promise<FastifyReply> {
+  let digest: Digest;
+  if (reference.includes(':')) digest = parseDigest(reference);
+  else digest = (await ctx.buildIndex.getTag(name, parseTag(reference))).digest;
+  if (!isDigest(digest)) throw new InvalidArgumentError(`build-index answered an invalid digest for ${name}:${reference}`, { code: 'ERR_MANIFEST_INVALID' });
+  let bytes: Buffer;
+  try {
+    bytes = await ctx.origins.fetchBytes(name, digest, MAX_MANIFEST_BYTES);
+  } catch (err) {
+    if (isCategory(err, 'NotFound')) throw new KrillError('NotFound', 'ERR_TAG_NOT_FOUND', `manifest ${digest} of ${name} is unknown`);
+    throw err;
+  }
+  reply.code(200).header('content-type', mediaTypeOf(bytes)).header('docker-content-digest', digest).header('content-length', bytes.length);
+  return req.method === 'HEAD' ? reply.send() : reply.send(bytes);
+}
+
+/** Page sizes for tag lists and the catalog; distribution caps `n` at 1000 too. */
+const MAX_PAGE = 1000;
+
+function pageParams(req: FastifyRequest): { limit: number; last?: string } {
+  const q = req.query as { n?: string; last?: string };
+  const n = q.n === undefined ? 100 : Number(q.n);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a positive integer`, { code: 'ERR_PAGINATION_INVALID' });
+  return { limit: Math.min(n, MAX_PAGE), ...(q.last ? { last: q.last } : {}) };
+}
+
+/** `GET /v2/<name>/tags/list` (end-8a/8b), with `n`, `last` and a Link header to the next page. */
+export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
+  const p = pageParams(req);
+  const page = await ctx.buildIndex.listTags(name, p);
+  if (page.next !== undefined) reply.header('link', `</v2/${name}/tags/list?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+  return reply.code(200).send({ name, tags: page.items });
+}
+
+/** `GET /v2/_catalog`, with `n`, `last` and a Link header to the next page. */
+export async function catalog(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const p = pageParams(req);
+  const page = await ctx.buildIndex.listRepositories(p);
+  if (page.next !== undefined) reply.header('link', `</v2/_catalog?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
+  return reply.code(200).send({ repositories: page.items });
+}
