@@ -17,16 +17,21 @@ export interface KrillProcess {
   kill(signal: NodeJS.Signals): Promise<string>;
 }
 
-/** A free loopback port: bound on port 0 and released (the caller binds it right after). */
+/**
+ * A free loopback port for a process that must be told its port in advance. It is drawn from
+ * 20000-32767, below Linux's ephemeral range (32768+), so that no port-0 listener or outgoing
+ * connection of a concurrent test can take it between this check and the child's bind.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 /**
