@@ -75,6 +75,7 @@ async function pull(base: string, repo: string, digest: string): Promise<number>
 }
 
 async function startKrill(dir: string): Promise<{ url: string; procs: KrillProcess[] }> {
+  mkdirSync(dir, { recursive: true });
   const ports = await Promise.all(Array.from({ length: ORIGINS + 2 }, () => freePort()));
   const originUrls = ports.slice(0, ORIGINS).map((p) => `http://127.0.0.1:${p}`);
   const procs: KrillProcess[] = [];
