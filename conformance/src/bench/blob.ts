@@ -14,7 +14,14 @@ import { freePort, startKrillProcess, type KrillProcess } from '../harness/krill
  * and the ratios. Both sides get the same client: POST, one streamed PATCH, PUT, then a GET
  * whose bytes are hashed and checked. Exits non-zero if any digest comes back wrong.
  */
-const { values } = parseArgs({ options: { 'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, origins: { type: 'string', default: '1' } } });
+const { values } = parseArgs({ options: {
+  'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, origins: { type: 'string', default: '1' },
+  backend: { type: 'string', default: 'none' },
+} });
+// docker-registry keeps one copy on local disk; by default krill's origin does the same (no
+// backend, so no write-back). `--backend fs` adds the write-back to a filesystem backend, whose
+// copy (and its verification) then competes for the same two cores.
+const BACKEND = values.backend === 'fs' ? 'fs' : 'none';
 const SIZE = Number(values['size-mib']) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const ORIGINS = Number(values.origins);
@@ -82,7 +89,7 @@ async function startKrill(dir: string): Promise<{ url: string; procs: KrillProce
   for (let i = 0; i < ORIGINS; i++) {
     procs.push(await startKrillProcess({ command: 'origin', name: `origin-${i}`, dir, config: {
       listen: { port: ports[i] }, cluster: { origins: originUrls, replicas: Math.min(3, ORIGINS) }, store: { dir: join(dir, `origin-${i}`) },
-      backends: [{ namespace: '.*', fs: { root: join(dir, 'backend') } }], logLevel: 'warn',
+      backends: BACKEND === 'fs' ? [{ namespace: '.*', fs: { root: join(dir, 'backend') } }] : [], logLevel: 'warn',
     } }));
   }
   const biPort = ports[ORIGINS]!;
@@ -95,13 +102,17 @@ async function startKrill(dir: string): Promise<{ url: string; procs: KrillProce
 }
 
 const mbps = (ms: number) => SIZE / 1e6 / (ms / 1000);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 
 async function main(): Promise<void> {
   const cache = join(tmpdir(), 'krill-bench');
   mkdirSync(cache, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-blob-'));
-  process.stdout.write(`bench:blob: ${SIZE / 1024 / 1024} MiB blob, ${RUNS} runs per side, krill with ${ORIGINS} origin(s) (${ORIGINS > 1 ? 'replicating' : 'no replicas'})\n`);
+  process.stdout.write(`bench:blob: ${SIZE / 1024 / 1024} MiB blob, ${RUNS} runs per side, krill with ${ORIGINS} origin(s) (${ORIGINS > 1 ? 'replicating' : 'no replicas'}), backend ${BACKEND}\n`);
   const blob = await makeBlob(cache);
   const results: Record<string, { push: number[]; pull: number[] }> = { krill: { push: [], pull: [] }, 'docker-registry': { push: [], pull: [] } };
   const krill = await startKrill(join(work, 'krill'));

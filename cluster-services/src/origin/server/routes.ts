@@ -97,9 +97,9 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
     const ns = namespaceOf(req, true)!;
     const replica = query(req).replica === '1';
     const size = contentLength(req);
-    const metainfo = await d.store.put(digest, req.body as Readable, { ...(size === undefined ? {} : { size }), pin: true });
+    const info = await d.store.put(digest, req.body as Readable, { ...(size === undefined ? {} : { size }), pin: true });
     accepted(ns, digest, replica);
-    return reply.code(201).send(metainfo);
+    return reply.code(201).send({ digest, ...info });
   });
 
   app.post('/uploads', async (req, reply) => {
@@ -126,9 +126,9 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
     const id = (req.params as { id: string }).id;
     const digest = parseDigest(query(req).digest ?? '');
     const ns = namespaceOf(req, true)!;
-    const metainfo = await d.store.commit(id, digest, { pin: true });
+    const info = await d.store.commit(id, digest, { pin: true });
     accepted(ns, digest, false);
-    return reply.code(201).send(metainfo);
+    return reply.code(201).send({ digest, ...info });
   });
 
   app.delete('/uploads/:id', async (req, reply) => {

@@ -23,7 +23,10 @@ export interface BlobReader {
    * NotFound when absent. The caller consumes or destroys the stream.
    */
   open(digest: Digest, range?: { start: number; end: number }): Promise<Readable>;
-  /** The blob's piece hashes, computed when it was stored. NotFound when absent. */
+  /**
+   * The blob's piece hashes. Computed once, on the first request (concurrent first requests share
+   * one computation), and kept beside the blob. NotFound when absent.
+   */
   metainfo(digest: Digest): Promise<Metainfo>;
 }
 
@@ -33,7 +36,7 @@ export interface BlobWriter {
    * and renames it into place. An existing blob is kept and the body drained. On mismatch the
    * temporary file is removed and InvalidArgument (ERR_DIGEST_MISMATCH / ERR_SIZE_INVALID) thrown.
    */
-  put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<Metainfo>;
+  put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<BlobInfo>;
   /** Removes a blob; NotFound when absent; FailedPrecondition (ERR_BLOB_PINNED) when pinned. */
   delete(digest: Digest): Promise<void>;
   /** Marks a blob as not evictable (write-back pending) or evictable again. NotFound when absent. */
@@ -55,7 +58,7 @@ export interface UploadStore {
    * Verifies the upload against `digest` and moves it into the store. On mismatch the upload is
    * removed and InvalidArgument ERR_DIGEST_MISMATCH thrown; nothing becomes visible.
    */
-  commit(id: string, digest: Digest, options?: { pin?: boolean }): Promise<Metainfo>;
+  commit(id: string, digest: Digest, options?: { pin?: boolean }): Promise<BlobInfo>;
   /** Drops an upload; unknown ids are ignored. */
   abort(id: string): Promise<void>;
 }

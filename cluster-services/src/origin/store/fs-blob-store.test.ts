@@ -24,7 +24,9 @@ describe('blob store', () => {
   it('stores a verified blob with its piece hashes and serves ranges', async () => {
     const store = await createBlobStore({ dir: dir(), capacityBytes: 1e9, logger });
     const { b, d } = blob(3 * 1024 * 1024 + 5);
-    const m = await store.put(d, Readable.from([b]), { size: b.length });
+    expect(await store.put(d, Readable.from([b]), { size: b.length })).toEqual({ size: b.length });
+    const [m, again] = await Promise.all([store.metainfo(d), store.metainfo(d)]);
+    expect(again).toEqual(m);
     expect(m).toMatchObject({ digest: d, length: b.length, pieceLength: 1024 * 1024 });
     expect(m.pieces[3]).toBe(createHash('sha256').update(b.subarray(3 * 1024 * 1024)).digest('hex'));
     expect((await read(await store.open(d))).equals(b)).toBe(true);

@@ -7,8 +7,8 @@ import {
   FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
-import type { BlobStore } from './blob-store.js';
-import { IO_CHUNK, hashFile, stageBlob, type StagedBlob } from './ingest.js';
+import type { BlobInfo, BlobStore } from './blob-store.js';
+import { IO_CHUNK, hashFile, hashPieces, stageBlob, type StagedBlob } from './ingest.js';
 import { BlobIndex } from './lru.js';
 import { UPLOAD_ID_RE, storeLayout } from './layout.js';
 
@@ -32,22 +32,22 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
   const log = options.logger;
   log.info({ blobs: index.count, bytes: index.usedBytes }, 'blob store opened');
 
+  const computing = new Map<Digest, Promise<Metainfo>>();
   const notFound = (d: Digest) => new NotFoundError(`blob ${d} is not in this origin's store`, { code: 'ERR_BLOB_NOT_FOUND' });
   const checkUpload = (id: string) => {
     if (!UPLOAD_ID_RE.test(id)) throw new NotFoundError(`upload ${JSON.stringify(id)} does not exist`, { code: 'ERR_UPLOAD_NOT_FOUND' });
     return layout.upload(id);
   };
 
-  /** Makes room, writes metainfo beside the data and renames the staged directory into place. */
-  async function place(digest: Digest, staged: StagedBlob, pin: boolean): Promise<Metainfo> {
+  /** Makes room and renames the staged directory into place. */
+  async function place(digest: Digest, staged: StagedBlob, pin: boolean): Promise<BlobInfo> {
     try {
-      if (index.has(digest)) return staged.metainfo;
-      const victims = index.victims(staged.metainfo.length, options.capacityBytes);
+      if (index.has(digest)) return { size: staged.size };
+      const victims = index.victims(staged.size, options.capacityBytes);
       if (victims === undefined) {
-        throw new UnavailableError(`store full: ${staged.metainfo.length} bytes for ${digest} do not fit beside pinned blobs (capacity ${options.capacityBytes})`, { code: 'ERR_STORE_FULL' });
+        throw new UnavailableError(`store full: ${staged.size} bytes for ${digest} do not fit beside pinned blobs (capacity ${options.capacityBytes})`, { code: 'ERR_STORE_FULL' });
       }
       for (const v of victims) await evict(v);
-      await writeFile(join(staged.dir, 'metainfo.json'), JSON.stringify(staged.metainfo));
       await mkdir(dirname(layout.blobDir(digest)), { recursive: true });
       try {
         await rename(staged.dir, layout.blobDir(digest));
@@ -55,9 +55,9 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
         // A concurrent writer of the same digest won the rename; its bytes are the same.
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      index.add(digest, staged.metainfo.length);
+      index.add(digest, staged.size);
       if (pin) index.pin(digest);
-      return staged.metainfo;
+      return { size: staged.size };
     } finally {
       await rm(staged.dir, { recursive: true, force: true });
     }
@@ -90,14 +90,33 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       return stream;
     },
     async metainfo(digest) {
-      if (!index.has(digest)) throw notFound(digest);
-      return JSON.parse(await readFile(layout.metainfo(digest), 'utf8')) as Metainfo;
+      const size = index.size(digest);
+      if (size === undefined) throw notFound(digest);
+      try {
+        return JSON.parse(await readFile(layout.metainfo(digest), 'utf8')) as Metainfo;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      // Computed once, on first request, by one caller; written beside the blob atomically.
+      let p = computing.get(digest);
+      if (!p) {
+        p = (async () => {
+          const m = await hashPieces(layout.data(digest), digest, size);
+          const tmp = `${layout.metainfo(digest)}.${process.pid}.tmp`;
+          await writeFile(tmp, JSON.stringify(m));
+          await rename(tmp, layout.metainfo(digest));
+          return m;
+        })().finally(() => computing.delete(digest));
+        computing.set(digest, p);
+      }
+      return p;
     },
     async put(digest, body, opts = {}) {
-      if (index.has(digest)) {
+      const existing = index.size(digest);
+      if (existing !== undefined) {
         body.resume();
         if (opts.pin) index.pin(digest);
-        return store.metainfo(digest);
+        return { size: existing };
       }
       const staged = await stageBlob(layout.tmp, digest, body, {
         ...(opts.size === undefined ? {} : { size: opts.size }),
@@ -143,7 +162,8 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       const file = checkUpload(id);
       const size = await store.uploadSize(id);
       if (!isDigest(digest)) throw new InvalidArgumentError(`digest ${JSON.stringify(digest)} is invalid`, { code: 'ERR_DIGEST_INVALID' });
-      const hashed = await hashFile(file, size);
+      const hashed = await hashFile(file);
+      void size;
       if (hashed.digest !== digest) {
         await rm(file, { force: true });
         throw new InvalidArgumentError(`upload ${id} hashes to ${hashed.digest}, not ${digest}; upload discarded`, { code: 'ERR_DIGEST_MISMATCH' });
@@ -151,7 +171,7 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       const dir = join(layout.tmp, `upload-${id}`);
       await mkdir(dir, { recursive: true });
       await rename(file, join(dir, 'data'));
-      return place(digest, { dir, metainfo: { digest, ...hashed.metainfo } }, opts.pin ?? false);
+      return place(digest, { dir, size: hashed.size }, opts.pin ?? false);
     },
     async abort(id) {
       if (UPLOAD_ID_RE.test(id)) await rm(layout.upload(id), { force: true });
@@ -170,10 +190,9 @@ async function loadIndex(blobsDir: string, index: BlobIndex): Promise<void> {
       if (!isDigest(digest)) continue;
       try {
         const st = await stat(join(blobsDir, shard, hex, 'data'));
-        await stat(join(blobsDir, shard, hex, 'metainfo.json'));
         index.add(digest, st.size, st.mtimeMs);
       } catch {
-        // A directory without both files was never completed by this code; ignore it.
+        // A directory without its data file was never completed by this code; ignore it.
       }
     }
   }

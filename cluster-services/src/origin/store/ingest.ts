@@ -8,30 +8,28 @@ import { Digester, InvalidArgumentError, PieceHasher, pieceLengthFor, type Diges
 /** Read and write buffers for blob files: large enough that a GiB moves in ~1,000 syscalls. */
 export const IO_CHUNK = 1024 * 1024;
 
-/** A temporary blob directory holding `data` (and later `metainfo.json`), ready to be renamed. */
+/** A temporary blob directory holding a verified `data` file, ready to be renamed into place. */
 export interface StagedBlob {
   dir: string;
-  metainfo: Metainfo;
+  size: number;
 }
 
 /**
- * Streams `body` into `<tmpDir>/<random>/data` while computing the blob's SHA-256 and piece
- * hashes in the same pass, then checks them against `digest` and `size`. On any mismatch or
- * stream error the directory is removed and the error thrown, so nothing partial survives.
- * `size`, when known, also picks the piece length; otherwise it is picked from the final size by
- * hashing pieces again from the file (only fetch-on-miss of unknown size pays for that).
+ * Streams `body` into `<tmpDir>/<random>/data` while computing the blob's SHA-256, then checks
+ * it against `digest` and `size`. On any mismatch or stream error the directory is removed and
+ * the error thrown, so nothing partial survives. Piece hashes are not computed here: SHA-256 is
+ * the bottleneck of an upload on CPUs without SHA extensions, so they are computed once, when
+ * first asked for (see the store's `metainfo`).
  */
 export async function stageBlob(tmpRoot: string, digest: Digest, body: Readable, options: { size?: number; signal?: AbortSignal } = {}): Promise<StagedBlob> {
   const dir = join(tmpRoot, `${Date.now()}-${Math.random().toString(16).slice(2)}`);
   await mkdir(dir, { recursive: true });
   try {
     const digester = new Digester();
-    const pieces = options.size === undefined ? undefined : new PieceHasher(pieceLengthFor(options.size));
     const hash = new Transform({
       highWaterMark: IO_CHUNK,
       transform(chunk: Buffer, _enc, done) {
         digester.update(chunk);
-        pieces?.update(chunk);
         if (options.size !== undefined && digester.size > options.size) {
           done(new InvalidArgumentError(`blob ${digest}: more than the declared ${options.size} bytes`, { code: 'ERR_SIZE_INVALID' }));
           return;
@@ -47,8 +45,7 @@ export async function stageBlob(tmpRoot: string, digest: Digest, body: Readable,
     if (actual !== digest) {
       throw new InvalidArgumentError(`blob content hashes to ${actual}, not ${digest}`, { code: 'ERR_DIGEST_MISMATCH' });
     }
-    const metainfo = pieces ? pieces.finish(digest) : await hashPieces(join(dir, 'data'), digest, digester.size);
-    return { dir, metainfo };
+    return { dir, size: digester.size };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -62,16 +59,9 @@ export async function hashPieces(file: string, digest: Digest, size: number): Pr
   return pieces.finish(digest);
 }
 
-/** Hashes a file fully: its digest, size and piece hashes. */
-export async function hashFile(file: string, size: number): Promise<{ digest: Digest; metainfo: Omit<Metainfo, 'digest'> }> {
+/** Hashes a file: its digest and size. */
+export async function hashFile(file: string): Promise<{ digest: Digest; size: number }> {
   const digester = new Digester();
-  const pieces = new PieceHasher(pieceLengthFor(size));
-  for await (const chunk of createReadStream(file, { highWaterMark: IO_CHUNK })) {
-    digester.update(chunk as Buffer);
-    pieces.update(chunk as Buffer);
-  }
-  const digest = digester.digest();
-  const { digest: _d, ...rest } = pieces.finish(digest);
-  void _d;
-  return { digest, metainfo: rest };
+  for await (const chunk of createReadStream(file, { highWaterMark: IO_CHUNK })) digester.update(chunk as Buffer);
+  return { digest: digester.digest(), size: digester.size };
 }
