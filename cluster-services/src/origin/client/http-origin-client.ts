@@ -77,7 +77,8 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
     async download(namespace, digest, opts = {}) {
       return read(`download ${digest}`, digest, async (o, local) => {
         const headers: Record<string, string> = opts.range ? { range: `bytes=${opts.range.start}-${opts.range.end}` } : {};
-        const res = await call('GET', blobUrl(o, digest, namespace, local), `origin ${o} download ${digest}`, { headers, ...(opts.signal ? { signal: opts.signal } : {}) });
+        // 1 MiB body buffers: a GiB streams through in a thousand chunks instead of sixteen thousand.
+        const res = await call('GET', blobUrl(o, digest, namespace, local), `origin ${o} download ${digest}`, { headers, highWaterMark: 1024 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
         const range = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
         return { size: range ? Number(range[1]) : Number(res.headers['content-length']), body: res.body as unknown as Readable };
       });

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, isCategory, parseDigest, parseRange, parseRepository } from '@krill/lib';
+import { InvalidArgumentError, KrillError, isCategory, parseDigest, parseRange, parseRepository } from '@krill/lib';
 import type { ProxyContext } from './context.js';
 
 const IO_CHUNK = 1024 * 1024;
@@ -45,19 +45,30 @@ export async function startUpload(ctx: ProxyContext, req: FastifyRequest, reply:
   return reply.code(202).header('location', `/v2/${name}/blobs/uploads/${id}`).header('docker-upload-uuid', id).header('range', '0-0').header('content-length', 0).send();
 }
 
-/** `PATCH /v2/<name>/blobs/uploads/<id>`: a streamed chunk, at the offset of `Content-Range` when given (end-5). */
+/**
+ * `PATCH /v2/<name>/blobs/uploads/<id>`: a streamed chunk (end-5). With `Content-Range:
+ * <start>-<end>` the chunk must begin at the bytes received so far and hold exactly
+ * end-start+1 bytes (checked against Content-Length before reading, and against what arrives),
+ * else 416 RANGE_INVALID; without it the body is appended.
+ */
 export async function patchUpload(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, id: string): Promise<FastifyReply> {
+  ctx.uploads.get(name, id);
   const cr = req.headers['content-range'];
-  let start: number | undefined;
+  const options: { start?: number; length?: number } = {};
   if (cr !== undefined) {
-    const m = /^(?:bytes[ =])?(\d+)-(\d+)$/.exec(String(cr).trim());
-    if (!m) {
-      req.raw.resume();
-      throw new InvalidArgumentError(`Content-Range ${JSON.stringify(cr)} is not of the form <start>-<end>`, { code: 'ERR_RANGE_INVALID' });
+    // The spec's form is `<start>-<end>`; docker and some clients prefix `bytes ` or add `/<total>`.
+    const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(String(cr).trim());
+    const start = Number(m?.[1]);
+    const end = Number(m?.[2]);
+    if (!m || end < start) throw new KrillError('InvalidArgument', 'ERR_RANGE_INVALID', `Content-Range ${JSON.stringify(cr)} is not of the form <start>-<end>`);
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) !== end - start + 1) {
+      throw new KrillError('InvalidArgument', 'ERR_UPLOAD_OFFSET', `Content-Range ${cr} declares ${end - start + 1} bytes but Content-Length is ${declared}`);
     }
-    start = Number(m[1]);
+    options.start = start;
+    options.length = end - start + 1;
   }
-  const size = await ctx.uploads.append(name, id, req.raw as Readable, start);
+  const size = await ctx.uploads.append(name, id, req.raw as Readable, options);
   return uploadProgress(reply, name, id, size, 202);
 }
 

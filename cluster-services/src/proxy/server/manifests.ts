@@ -4,11 +4,18 @@ import {
   InvalidArgumentError, KrillError, MAX_MANIFEST_BYTES, MediaType, isCategory, isDigest, parseDigest, parseManifest, parseTag, sha256,
   type Digest,
 } from '@krill/lib';
+import type { Page } from '../../build-index/index.js';
 import type { ProxyContext } from './context.js';
 
 /** References of one manifest checked at once: enough to hide latency without flooding the origins. */
 const STAT_CONCURRENCY = 8;
 
+/**
+ * Reads a manifest body of at most MAX_MANIFEST_BYTES. Larger is 413 with MANIFEST_INVALID: the
+ * distribution spec (v1.1, "Pushing Manifests") says a registry that limits manifest size SHOULD
+ * answer 413 and names no error code for it; MANIFEST_INVALID is the code distribution itself
+ * gives an unreadable manifest body, and SIZE_INVALID is defined for blob uploads only.
+ */
 async function readCapped(req: FastifyRequest): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   const tooLarge = () => new KrillError('InvalidArgument', 'ERR_MANIFEST_TOO_LARGE', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
@@ -85,7 +92,7 @@ export async function getManifest(ctx: ProxyContext, req: FastifyRequest, reply:
   try {
     bytes = await ctx.origins.fetchBytes(name, digest, MAX_MANIFEST_BYTES);
   } catch (err) {
-    if (isCategory(err, 'NotFound')) throw new KrillError('NotFound', 'ERR_TAG_NOT_FOUND', `manifest ${digest} of ${name} is unknown`);
+    if (isCategory(err, 'NotFound')) throw new KrillError('NotFound', 'ERR_MANIFEST_NOT_FOUND', `manifest ${digest} of ${name} is unknown`, { cause: err });
     throw err;
   }
   reply.code(200).header('content-type', mediaTypeOf(bytes)).header('docker-content-digest', digest).header('content-length', bytes.length);
@@ -98,14 +105,18 @@ const MAX_PAGE = 1000;
 function pageParams(req: FastifyRequest): { limit: number; last?: string } {
   const q = req.query as { n?: string; last?: string };
   const n = q.n === undefined ? 100 : Number(q.n);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a positive integer`, { code: 'ERR_PAGINATION_INVALID' });
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a non-negative integer`, { code: 'ERR_PAGINATION_INVALID' });
   return { limit: Math.min(n, MAX_PAGE), ...(q.last ? { last: q.last } : {}) };
 }
 
 /** `GET /v2/<name>/tags/list` (end-8a/8b), with `n`, `last` and a Link header to the next page. */
 export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
   const p = pageParams(req);
-  const page = await ctx.buildIndex.listTags(name, p);
+  // `n=0` asks for no entries, and distribution answers an empty list; the build-index takes limit >= 1.
+  const page: Page<string> = p.limit === 0 ? { items: [] } : await ctx.buildIndex.listTags(name, p);
+  // A repository without tags is unknown to the registry (end-8a answers 404 NAME_UNKNOWN); an
+  // empty page after `last` is only the end of the list.
+  if (page.items.length === 0 && p.last === undefined && p.limit > 0) throw new KrillError('NotFound', 'ERR_NAME_UNKNOWN', `repository ${name} is not known`);
   if (page.next !== undefined) reply.header('link', `</v2/${name}/tags/list?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   return reply.code(200).send({ name, tags: page.items });
 }
@@ -113,7 +124,7 @@ export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: Fa
 /** `GET /v2/_catalog`, with `n`, `last` and a Link header to the next page. */
 export async function catalog(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const p = pageParams(req);
-  const page = await ctx.buildIndex.listRepositories(p);
+  const page: Page<string> = p.limit === 0 ? { items: [] } : await ctx.buildIndex.listRepositories(p);
   if (page.next !== undefined) reply.header('link', `</v2/_catalog?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   return reply.code(200).send({ repositories: page.items });
 }

@@ -1,20 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { Digester, InvalidArgumentError, NotFoundError, type Digest } from '@krill/lib';
 
 /** Spool buffers: a GiB blob moves in about a thousand writes. */
 const IO_CHUNK = 1024 * 1024;
+/** Spool files are named `<uuid>.upload`; only such files are ever removed from the directory. */
+const SPOOL_RE = /^[0-9a-f-]{36}\.upload$/;
 
 interface Session {
   id: string;
   repo: string;
   file: string;
   size: number;
-  /** Hash of the bytes appended so far; dropped if an append fails midway (then rehashed from disk). */
+  /** Hash of the spool so far; undefined after a chunk was rolled back (then rehashed from disk once). */
   digester: Digester | undefined;
   touched: number;
   busy: boolean;
@@ -23,8 +25,11 @@ interface Session {
 /**
  * Blob upload sessions of the distribution API, spooled to files under `dir` and hashed as the
  * bytes arrive, so verifying a finished upload costs no second pass. Sessions live in memory: a
- * proxy restart drops them (clients start the upload again), and the spool directory is emptied
- * at start. Idle sessions are removed after `ttlMs`.
+ * proxy restart drops them (clients start the upload again) and the spool files left behind are
+ * removed at start. Idle sessions are removed after `ttlMs`.
+ *
+ * A chunk is all or nothing: if its body breaks off, or holds fewer or more bytes than it
+ * declared, the spool is cut back to where the chunk started and the client may resend it.
  */
 export class UploadSessions {
   private readonly sessions = new Map<string, Session>();
@@ -33,9 +38,11 @@ export class UploadSessions {
   private constructor(private readonly dir: string, private readonly ttlMs: number) {}
 
   static async open(dir: string, ttlMs: number): Promise<UploadSessions> {
-    await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
+    // Only our own spool files: the directory may be shared with something else.
+    for (const name of await readdir(dir)) if (SPOOL_RE.test(name)) await rm(join(dir, name), { force: true });
     const s = new UploadSessions(dir, ttlMs);
+    // Check at most once a minute so a short TTL (tests) still expires promptly.
     s.timer = setInterval(() => void s.expire(), Math.min(ttlMs, 60_000));
     s.timer.unref();
     return s;
@@ -43,9 +50,8 @@ export class UploadSessions {
 
   async start(repo: string): Promise<string> {
     const id = randomUUID();
-    const file = join(this.dir, id);
-    await rm(file, { force: true });
-    await pipeline(async function* () {}, createWriteStream(file));
+    const file = join(this.dir, `${id}.upload`);
+    await writeFile(file, '');
     this.sessions.set(id, { id, repo, file, size: 0, digester: new Digester(), touched: Date.now(), busy: false });
     return id;
   }
@@ -56,36 +62,59 @@ export class UploadSessions {
   }
 
   /**
-   * Appends `body` at `start` (which must be the current size when given). On a broken body the
-   * bytes written stay and the session's offset is re-read from the file.
+   * Appends `body`, which must start at `start` when given (InvalidArgument ERR_UPLOAD_OFFSET
+   * otherwise) and hold exactly `length` bytes when given (ERR_UPLOAD_OFFSET). A body that
+   * breaks off is ERR_UPLOAD_INVALID. Either way the spool is rolled back to where it was.
    */
-  async append(repo: string, id: string, body: Readable, start?: number): Promise<number> {
+  async append(repo: string, id: string, body: Readable, options: { start?: number; length?: number } = {}): Promise<number> {
     const s = this.session(repo, id);
     if (s.busy) throw new InvalidArgumentError(`upload ${id} already has a request in progress`, { code: 'ERR_UPLOAD_INVALID' });
-    if (start !== undefined && start !== s.size) {
-      body.resume();
-      throw new InvalidArgumentError(`upload ${id}: chunk starts at ${start}, but ${s.size} bytes were received`, { code: 'ERR_UPLOAD_OFFSET' });
+    if (options.start !== undefined && options.start !== s.size) {
+      throw new InvalidArgumentError(`upload ${id}: chunk starts at ${options.start}, but ${s.size} bytes were received`, { code: 'ERR_UPLOAD_OFFSET' });
     }
     s.busy = true;
+    const before = s.size;
     const digester = s.digester;
-    const hash = new Transform({ highWaterMark: IO_CHUNK, transform(c: Buffer, _e, done) { digester?.update(c); done(null, c); } });
+    let received = 0;
+    const limit = options.length;
+    // Bytes past a declared length are counted and dropped rather than failing the stream, so the
+    // request is read to its end and the client still gets its answer.
+    const count = new Transform({
+      highWaterMark: IO_CHUNK,
+      transform(c: Buffer, _e, done) {
+        received += c.length;
+        if (limit !== undefined && received > limit) return done();
+        digester?.update(c);
+        done(null, c);
+      },
+    });
+    const out = createWriteStream(s.file, { flags: 'a', highWaterMark: IO_CHUNK });
     try {
-      await pipeline(body, hash, createWriteStream(s.file, { flags: 'a', highWaterMark: IO_CHUNK }));
-      s.size = (await stat(s.file)).size;
+      await pipeline(body, count, out);
+      if (limit !== undefined && received !== limit) {
+        throw new InvalidArgumentError(`upload ${id}: chunk declared ${limit} bytes but held ${received}; it was discarded`, { code: 'ERR_UPLOAD_OFFSET' });
+      }
+      s.size = before + received;
+      return s.size;
     } catch (err) {
+      // The write stream may still be closing its descriptor; cut the file back only after it has.
+      await finished(out).catch(() => undefined);
+      // ENOENT: the session was deleted meanwhile, and its file with it.
+      await truncate(s.file, before).catch(() => undefined);
       s.digester = undefined;
-      s.size = (await stat(s.file)).size;
-      throw new InvalidArgumentError(`upload ${id}: chunk ended early: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
+      s.size = before;
+      if (err instanceof InvalidArgumentError) throw err;
+      throw new InvalidArgumentError(`upload ${id}: chunk broke off after ${received} bytes and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
     } finally {
       s.busy = false;
       s.touched = Date.now();
     }
-    return s.size;
   }
 
-  /** The session's digest and size, rehashing the spool only if an append broke the running hash. */
+  /** The session's digest and size, rehashing the spool only if a chunk was rolled back. */
   async finish(repo: string, id: string): Promise<{ digest: Digest; size: number; file: string }> {
     const s = this.session(repo, id);
+    if (s.busy) throw new InvalidArgumentError(`upload ${id} already has a request in progress`, { code: 'ERR_UPLOAD_INVALID' });
     let digester = s.digester;
     if (!digester || digester.size !== s.size) {
       digester = new Digester();
@@ -98,6 +127,11 @@ export class UploadSessions {
     const s = this.sessions.get(id);
     this.sessions.delete(id);
     if (s) await rm(s.file, { force: true });
+  }
+
+  /** How many sessions are open; for tests and metrics. */
+  get count(): number {
+    return this.sessions.size;
   }
 
   async close(): Promise<void> {

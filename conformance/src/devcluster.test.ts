@@ -1,0 +1,37 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { smallImage } from './fixtures/oci-image.js';
+import { KRILL_BIN, freePort } from './harness/krill-process.js';
+import { copy, inspect } from './harness/skopeo.js';
+
+describe('krill devcluster', () => {
+  it('starts origins, build-index and proxy as processes, serves a push and a pull, and stops them all on SIGINT', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'krill-devcluster-'));
+    // The layout uses base..base+22; a free base below the ephemeral range almost always has them free too.
+    const base = await freePort();
+    const child = spawn(process.execPath, [KRILL_BIN, 'devcluster', '--dir', join(work, 'cluster'), '--base-port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (out += c));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('devcluster is up')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`devcluster did not come up:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const port of [base, base + 2, base + 4, base + 12, base + 22]) expect(out).toContain(`http://127.0.0.1:${port}`);
+    const img = await smallImage(join(work, 'img'), 'v1', 'devcluster');
+    const ref = `docker://127.0.0.1:${base}/demo/app:v1`;
+    await copy(`oci:${img.dir}:v1`, ref);
+    await copy(ref, `oci:${join(work, 'out')}:v1`);
+    expect((await inspect(`oci:${join(work, 'out')}:v1`))['Digest']).toBe(img.manifest.digest);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toContain('devcluster stopped');
+    await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
+    await expect(fetch(`http://127.0.0.1:${base + 2}/health`)).rejects.toThrow();
+  });
+});
