@@ -22,6 +22,11 @@ fi
 # The Debian docker-registry package starts a system service on :5000; tests run their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+# better-sqlite3 compiles from source; node-gyp would download Node's headers unless told where the
+# installed ones are, and only the npm registry and Debian are reachable here.
+if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then
+  export npm_config_nodedir=/usr
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { errorBody, httpStatusOf, isKrillError } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface HttpServiceOptions {
@@ -110,4 +111,27 @@ export function createHttpService(options: HttpServiceOptions): HttpService {
       return closing;
     },
   };
+}
+
+/**
+ * Answers errors as krill's internal JSON `{ category, code, message }` with the category's HTTP
+ * status (the edge translation for internal APIs); anything else is logged and answered 500, or
+ * with fastify's own 4xx for malformed requests.
+ */
+export function useJsonErrors(app: FastifyInstance): void {
+  app.setErrorHandler((err, req, reply) => {
+    if (isKrillError(err)) {
+      if (httpStatusOf(err) >= 500) req.log.warn({ err: err.message, code: err.code, url: req.url }, 'request failed');
+      return reply.code(httpStatusOf(err)).send(errorBody(err));
+    }
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    return reply.code(status).send({ category: status < 500 ? 'InvalidArgument' : 'Internal', code: 'ERR_HTTP', message: (err as Error).message });
+  });
+}
+
+/** Wraps a close function so that every call after the first returns the first call's promise. */
+export function once(fn: () => Promise<void>): () => Promise<void> {
+  let p: Promise<void> | undefined;
+  return () => (p ??= fn());
 }

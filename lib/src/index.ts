@@ -7,3 +7,4 @@ export * from './hash-ring.js';
 export * from './metainfo.js';
 export * from './oci.js';
 export * from './http-range.js';
+export * from './service-schemas.js';

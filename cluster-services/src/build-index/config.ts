@@ -1,5 +1,4 @@
-import type { Schema } from '@krill/lib';
-import { logLevelSchema } from '../origin/index.js';
+import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
 import { registryHostsSchema, type RegistryHosts } from '../upstream/index.js';
 import type { PullThroughRule } from './server/resolver.js';
 
@@ -19,18 +18,9 @@ export const buildIndexConfigSchema: Schema = {
   additionalProperties: false,
   required: ['db', 'origins'],
   properties: {
-    listen: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'integer', minimum: 0, maximum: 65535, default: 15004 } },
-    },
+    listen: listenSchema(15004),
     db: { type: 'string', minLength: 1 },
-    origins: {
-      type: 'object', additionalProperties: false, required: ['urls'],
-      properties: {
-        urls: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
-        replicas: { type: 'integer', minimum: 1, maximum: 16, default: 3 },
-      },
-    },
+    origins: originsRefSchema,
     pullThrough: {
       type: 'array', default: [],
       items: {
@@ -43,7 +33,7 @@ export const buildIndexConfigSchema: Schema = {
       },
     },
     registries: { ...registryHostsSchema, default: {} },
-    shutdownTimeoutMs: { type: 'integer', minimum: 0, default: 30_000 },
+    shutdownTimeoutMs: shutdownTimeoutSchema,
     logLevel: logLevelSchema,
   },
 };

@@ -1,4 +1,4 @@
-import type { Schema } from '@krill/lib';
+import { listenSchema, logLevelSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
 import { backendRulesSchema, type BackendRuleConfig } from '../backend/index.js';
 import { registryHostsSchema, type RegistryHosts } from '../upstream/index.js';
 
@@ -17,20 +17,12 @@ export interface OriginConfig {
   logLevel: string;
 }
 
-export const logLevelSchema: Schema = { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' };
-
 export const originConfigSchema: Schema = {
   type: 'object',
   additionalProperties: false,
   required: ['store'],
   properties: {
-    listen: {
-      type: 'object', additionalProperties: false, default: {},
-      properties: {
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'integer', minimum: 0, maximum: 65535, default: 15002 },
-      },
-    },
+    listen: listenSchema(15002),
     advertiseUrl: { type: 'string', pattern: '^https?://' },
     cluster: {
       type: 'object', additionalProperties: false, default: {},
@@ -61,7 +53,7 @@ export const originConfigSchema: Schema = {
         concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
       },
     },
-    shutdownTimeoutMs: { type: 'integer', minimum: 0, default: 30_000 },
+    shutdownTimeoutMs: shutdownTimeoutSchema,
     logLevel: logLevelSchema,
   },
 };

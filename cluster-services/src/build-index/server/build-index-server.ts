@@ -1,5 +1,5 @@
 import { Counter } from 'prom-client';
-import { createHttpService, type Logger } from '@krill/lib';
+import { createHttpService, once, type Logger } from '@krill/lib';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import { createRegistryClient, type RegistryClient } from '../../upstream/index.js';
 import type { BuildIndexConfig } from '../config.js';
@@ -19,16 +19,12 @@ export async function startBuildIndex(config: BuildIndexConfig, deps: { logger: 
   const resolver = createTagResolver({ store, rules: config.pullThrough, registry, logger, counter: resolutions });
   registerBuildIndexRoutes(service.app, { store, origins, resolver, puts });
   const url = await service.listen(config.listen.host, config.listen.port);
-  let closing: Promise<void> | undefined;
   return {
     url,
-    close() {
-      closing ??= (async () => {
-        await service.close();
-        if (!deps.originClient) await origins.close();
-        store.close();
-      })();
-      return closing;
-    },
+    close: once(async () => {
+      await service.close();
+      if (!deps.originClient) await origins.close();
+      store.close();
+    }),
   };
 }

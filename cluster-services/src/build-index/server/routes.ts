@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import {
-  InvalidArgumentError, NotFoundError, errorBody, httpStatusOf, isKrillError, parseDigest, parseRepository, parseTag,
+  InvalidArgumentError, NotFoundError, parseDigest, parseRepository, parseTag, useJsonErrors,
 } from '@krill/lib';
 import type { OriginClient } from '../../origin/index.js';
 import type { TagStore } from '../store/tag-store.js';
@@ -24,12 +24,7 @@ type Q = { repo?: string; tag?: string; last?: string; limit?: string };
 export function registerBuildIndexRoutes(app: FastifyInstance, d: {
   store: TagStore; origins: OriginClient; resolver: ReturnType<typeof createTagResolver>; puts: Counter;
 }): void {
-  app.setErrorHandler((err, req, reply) => {
-    if (isKrillError(err)) return reply.code(httpStatusOf(err)).send(errorBody(err));
-    req.log.error({ err, url: req.url }, 'request failed');
-    const status = (err as { statusCode?: number }).statusCode ?? 500;
-    return reply.code(status).send({ category: status < 500 ? 'InvalidArgument' : 'Internal', code: 'ERR_HTTP', message: (err as Error).message });
-  });
+  useJsonErrors(app);
   const q = (req: FastifyRequest) => req.query as Q;
   const repoOf = (req: FastifyRequest) => parseRepository(q(req).repo ?? '');
   const tagOf = (req: FastifyRequest) => parseTag(q(req).tag ?? '');

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { Counter, Gauge } from 'prom-client';
-import { createHashRing, createHttpService, type HashRing, type Logger } from '@krill/lib';
+import { createHashRing, createHttpService, once, type HashRing, type Logger } from '@krill/lib';
 import { createBackendRouter } from '../../backend/index.js';
 import type { OriginConfig } from '../config.js';
 import { createBlobStore } from '../store/fs-blob-store.js';
@@ -64,20 +64,16 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
   }
   if (self === '') self = url;
   setCluster(config.cluster.origins);
-  let closing: Promise<void> | undefined;
   logger.info({ url: self, origins: ring!.nodes, replicas: ring!.replicas }, 'origin ready');
   return {
     url: self,
     setCluster,
-    close() {
-      closing ??= (async () => {
-        await service.close();
-        await writeback.close();
-        await router.close();
-        await dispatcher.close();
-        await store.close();
-      })();
-      return closing;
-    },
+    close: once(async () => {
+      await service.close();
+      await writeback.close();
+      await router.close();
+      await dispatcher.close();
+      await store.close();
+    }),
   };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import {
-  InvalidArgumentError, errorBody, httpStatusOf, isKrillError, parseDigest, parseRange,
+  InvalidArgumentError, parseDigest, parseRange, useJsonErrors,
   type Digest, type HashRing, type Logger,
 } from '@krill/lib';
 import type { BlobStore } from '../store/blob-store.js';
@@ -36,15 +36,7 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
   // Blob bodies are streamed to disk as they arrive; no parser may buffer them.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  app.setErrorHandler((err, req, reply) => {
-    if (isKrillError(err)) {
-      if (httpStatusOf(err) >= 500) req.log.warn({ err: err.message, code: err.code, url: req.url }, 'request failed');
-      return reply.code(httpStatusOf(err)).send(errorBody(err));
-    }
-    req.log.error({ err, url: req.url }, 'request failed');
-    const status = (err as { statusCode?: number }).statusCode ?? 500;
-    return reply.code(status).send({ category: status < 500 ? 'InvalidArgument' : 'Internal', code: 'ERR_HTTP', message: (err as Error).message });
-  });
+  useJsonErrors(app);
 
   const digestOf = (req: FastifyRequest) => parseDigest((req.params as { digest: string }).digest);
   const query = (req: FastifyRequest) => req.query as Query;
