@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,14 +12,17 @@ import { startCluster, type Cluster } from './harness/cluster.js';
 let cluster: Cluster;
 let tags: BuildIndexClient;
 let v2: string;
+let dir: string;
 beforeAll(async () => {
-  cluster = await startCluster({ dir: mkdtempSync(join(tmpdir(), 'krill-bad-input-')) });
+  dir = mkdtempSync(join(tmpdir(), 'krill-bad-input-'));
+  cluster = await startCluster({ dir });
   tags = createBuildIndexClient({ urls: [cluster.buildIndexUrl], logger: silentLogger() });
   v2 = `${cluster.proxyUrl}/v2`;
 });
 afterAll(async () => {
   await tags?.close();
   await cluster?.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function oci(res: Response): Promise<{ status: number; code: string | undefined }> {
@@ -53,6 +56,19 @@ function raw(method: string, path: string): Promise<{ status: number; body: stri
 
 const withDigest = (url: string, d: string) => `${url}${url.includes('?') ? '&' : '?'}digest=${encodeURIComponent(d)}`;
 
+/** A PATCH sent with chunked transfer encoding, so no Content-Length tells how long it is. */
+function chunkedPatch(url: string, headers: Record<string, string>, body: Buffer): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PATCH', headers }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** Sends a request that declares more body than it sends, then closes the connection. */
 function truncatedPatch(url: string, declared: number, sent: Buffer): Promise<void> {
   const u = new URL(url);
@@ -76,6 +92,7 @@ describe('bad input to the proxy (acceptance 5)', () => {
       expect(await oci(await fetch(`${v2}/team/app/blobs/uploads/?mount=${encodeURIComponent(d)}&from=other/app`, { method: 'POST' }))).toEqual({ status: 400, code: 'DIGEST_INVALID' });
       if (d.includes(':')) {
         expect(await oci(await fetch(`${v2}/team/app/manifests/${d}`))).toEqual({ status: 400, code: 'DIGEST_INVALID' });
+        expect((await fetch(`${v2}/team/app/manifests/${d}`, { method: 'HEAD' })).status).toBe(400);
         expect(await oci(await fetch(`${v2}/team/app/manifests/${d}`, { method: 'PUT', body: '{}', headers: { 'content-type': MediaType.OciManifest } }))).toEqual({ status: 400, code: 'DIGEST_INVALID' });
       }
     }
@@ -140,23 +157,58 @@ describe('bad input to the proxy (acceptance 5)', () => {
     expect(await tags.getTag('team/app', 'v1').catch((e: { code?: string }) => e.code)).toBe('ERR_TAG_NOT_FOUND');
   });
 
-  it('a truncated chunked upload, and a chunk at the wrong offset', async () => {
+  it('a truncated chunked upload: Content-Range declaring more than is sent, then PUT; nothing stored', async () => {
     const full = Buffer.alloc(100_000, 7);
     const digest = sha256(full);
     const session = await startSession('team/app');
-    await truncatedPatch(session, full.length, full.subarray(0, 40_000));
+    // Content-Length says what is sent, Content-Range claims the whole blob: refused before reading.
+    const short = await fetch(session, { method: 'PATCH', body: full.subarray(0, 40_000), headers: { 'content-range': `0-${full.length - 1}` } });
+    expect(await oci(short)).toEqual({ status: 416, code: 'RANGE_INVALID' });
+    // Chunked transfer encoding: the shortfall shows only when the body ends; the chunk is discarded.
+    const chunked = await chunkedPatch(session, { 'content-range': `0-${full.length - 1}` }, full.subarray(0, 40_000));
+    expect([chunked.status, JSON.parse(chunked.body).errors[0].code]).toEqual([416, 'RANGE_INVALID']);
     const status = await fetch(session);
-    expect(status.status).toBe(204);
-    const commit = await fetch(withDigest(session, digest), { method: 'PUT' });
-    expect(await oci(commit)).toEqual({ status: 400, code: 'DIGEST_INVALID' });
+    expect([status.status, status.headers.get('range')]).toEqual([204, '0-0']);
+    expect(await oci(await fetch(withDigest(session, digest), { method: 'PUT' }))).toEqual({ status: 400, code: 'DIGEST_INVALID' });
     await expectNotStored('team/app', digest);
+    await expectNotStored('team/app', sha256(full.subarray(0, 40_000)));
+    await expectNotStored('team/app', sha256(''));
     // The failed commit ended the session.
     expect(await oci(await fetch(session))).toEqual({ status: 404, code: 'BLOB_UPLOAD_UNKNOWN' });
+  });
 
+  it('a client that aborts mid-PATCH: the chunk is discarded, a commit of the whole digest fails, nothing stored', async () => {
+    const full = Buffer.alloc(100_000, 9);
+    const digest = sha256(full);
+    const session = await startSession('team/app');
+    expect((await fetch(session, { method: 'PATCH', body: full.subarray(0, 10_000), headers: { 'content-range': '0-9999' } })).status).toBe(202);
+    await truncatedPatch(session, 90_000, full.subarray(10_000, 50_000));
+    await expect.poll(async () => (await fetch(session)).headers.get('range')).toBe('0-9999');
+    expect(await oci(await fetch(withDigest(session, digest), { method: 'PUT' }))).toEqual({ status: 400, code: 'DIGEST_INVALID' });
+    await expectNotStored('team/app', digest);
+    await expectNotStored('team/app', sha256(full.subarray(0, 50_000)));
+    await expectNotStored('team/app', sha256(full.subarray(0, 10_000)));
+  });
+
+  it('a chunk at the wrong offset, an unknown session, and upload routes under invalid names', async () => {
+    const full = Buffer.alloc(20, 3);
     const again = await startSession('team/app');
     expect((await fetch(again, { method: 'PATCH', body: full.subarray(0, 10), headers: { 'content-range': '0-9' } })).status).toBe(202);
     expect(await oci(await fetch(again, { method: 'PATCH', body: full.subarray(0, 10), headers: { 'content-range': '0-9' } }))).toEqual({ status: 416, code: 'RANGE_INVALID' });
+    expect(await oci(await fetch(again, { method: 'PATCH', body: full.subarray(10), headers: { 'content-range': '20-29' } }))).toEqual({ status: 416, code: 'RANGE_INVALID' });
     expect(await oci(await fetch(`${v2}/team/app/blobs/uploads/not-a-session`, { method: 'PATCH', body: 'x' }))).toEqual({ status: 404, code: 'BLOB_UPLOAD_UNKNOWN' });
+    expect(await oci(await fetch(withDigest(`${v2}/team/app/blobs/uploads/not-a-session`, sha256('x')), { method: 'PUT', body: 'x' }))).toEqual({ status: 404, code: 'BLOB_UPLOAD_UNKNOWN' });
+    await expectNotStored('team/app', sha256('x'));
+    const id = new URL(again).pathname.split('/').pop()!;
+    for (const method of ['GET', 'PATCH', 'PUT', 'DELETE']) {
+      const res = await raw(method, `/v2/a/../b/blobs/uploads/${id}`);
+      expect([res.status, JSON.parse(res.body).errors[0].code], method).toEqual([400, 'NAME_INVALID']);
+    }
+    // A mount whose blob is absent is an ordinary new session.
+    const mount = await fetch(`${v2}/team/app/blobs/uploads/?mount=${sha256('absent')}&from=other/app`, { method: 'POST' });
+    expect(mount.status).toBe(202);
+    expect(mount.headers.get('location')).toMatch(/^\/v2\/team\/app\/blobs\/uploads\/./);
+    expect(await oci(await fetch(`${v2}/team/app/blobs/uploads/?mount=${sha256('absent')}&from=UPPER`, { method: 'POST' }))).toEqual({ status: 400, code: 'NAME_INVALID' });
   });
 
   it('unknown blobs and manifests, and a method an endpoint does not take', async () => {

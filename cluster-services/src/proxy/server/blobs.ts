@@ -1,12 +1,17 @@
 import { createReadStream } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, KrillError, isCategory, parseDigest, parseRange, parseRepository } from '@krill/lib';
+import { InvalidArgumentError, KrillError, isCategory, parseDigest, parseRange, parseRepository, type Digest } from '@krill/lib';
 import type { ProxyContext } from './context.js';
 
+/** Spool read buffers: a GiB blob goes to the origin in about a thousand reads. */
 const IO_CHUNK = 1024 * 1024;
 
-/** `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). */
+/**
+ * `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). The origin's response body is
+ * handed to fastify, which pipes it to the client with backpressure and destroys either side
+ * when the other fails; nothing is buffered beyond the streams' own buffers.
+ */
 export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<FastifyReply> {
   const digest = parseDigest(ref);
   reply.header('docker-content-digest', digest).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
@@ -19,9 +24,11 @@ export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: Fas
     const { size } = await ctx.origins.stat(name, digest);
     const range = parseRange(header, size)!;
     const { body } = await ctx.origins.download(name, digest, { range });
+    countPulled(ctx, reply, range.end - range.start + 1);
     return reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1).send(body);
   }
   const { size, body } = await ctx.origins.download(name, digest);
+  countPulled(ctx, reply, size);
   return reply.code(200).header('content-length', size).send(body);
 }
 
@@ -31,18 +38,37 @@ export async function startUpload(ctx: ProxyContext, req: FastifyRequest, reply:
   if (q.mount !== undefined) {
     const digest = parseDigest(q.mount);
     const from = q.from === undefined ? name : parseRepository(q.from);
-    try {
-      await ctx.origins.stat(from, digest);
+    if (await mount(ctx, name, from, digest)) {
       req.raw.resume();
       return blobCreated(reply, name, digest);
-    } catch (err) {
-      if (!isCategory(err, 'NotFound')) throw err;
     }
   }
   const id = await ctx.uploads.start(name);
   if (q.digest !== undefined && q.mount === undefined) return finishUpload(ctx, req, reply, name, id, q.digest, true);
   req.raw.resume();
   return reply.code(202).header('location', `/v2/${name}/blobs/uploads/${id}`).header('docker-upload-uuid', id).header('range', '0-0').header('content-length', 0).send();
+}
+
+/**
+ * Cross-repository mount: false when `from` does not have the blob (the caller then opens an
+ * ordinary session, as the spec allows). Origins store blobs by digest, but each namespace may
+ * write back to, and fetch on a miss from, a different backend; so the blob is uploaded again
+ * under `name`, streamed from the origins. An owner that holds it already drains the body
+ * without hashing it and queues the write-back for the new namespace.
+ */
+async function mount(ctx: ProxyContext, name: string, from: string, digest: Digest): Promise<boolean> {
+  let size: number;
+  try {
+    ({ size } = await ctx.origins.stat(from, digest));
+  } catch (err) {
+    if (isCategory(err, 'NotFound')) return false;
+    throw err;
+  }
+  if (from !== name) {
+    await ctx.origins.upload(name, digest, { size, open: async () => (await ctx.origins.download(from, digest)).body });
+  }
+  ctx.logger.info({ ref: name, digest, from }, 'blob mounted');
+  return true;
 }
 
 /**
@@ -99,21 +125,32 @@ export async function finishUpload(ctx: ProxyContext, req: FastifyRequest, reply
     throw err;
   }
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  const started = performance.now();
   try {
     if (hasBody) await ctx.uploads.append(name, id, req.raw as Readable);
     else req.raw.resume();
     const done = await ctx.uploads.finish(name, id);
     if (done.digest !== digest) {
+      ctx.metrics.blobCommits.inc({ result: 'digest_mismatch' });
       throw new InvalidArgumentError(`uploaded content hashes to ${done.digest}, not ${digest}; the upload was discarded`, { code: 'ERR_DIGEST_MISMATCH' });
     }
     await ctx.origins.upload(name, digest, { size: done.size, open: () => createReadStream(done.file, { highWaterMark: IO_CHUNK }) });
+    ctx.metrics.blobCommits.inc({ result: 'ok' });
+    ctx.metrics.blobBytes.inc({ direction: 'push' }, done.size);
+    ctx.logger.info({ ref: name, digest, size: done.size, ms: Math.round(performance.now() - started) }, 'blob pushed');
   } catch (err) {
+    if (!isCategory(err, 'InvalidArgument')) ctx.metrics.blobCommits.inc({ result: 'failed' });
     // A failed finish ends the session: nothing half-stored, and the client starts again.
     await ctx.uploads.remove(id);
     throw err;
   }
   await ctx.uploads.remove(id);
   return blobCreated(reply, name, digest);
+}
+
+function countPulled(ctx: ProxyContext, reply: FastifyReply, bytes: number): void {
+  // 'finish' means every byte was handed to the kernel; an aborted pull is not counted.
+  reply.raw.once('finish', () => ctx.metrics.blobBytes.inc({ direction: 'pull' }, bytes));
 }
 
 function blobCreated(reply: FastifyReply, name: string, digest: string): FastifyReply {

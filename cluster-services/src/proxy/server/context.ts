@@ -1,6 +1,7 @@
 import type { Logger } from '@krill/lib';
 import type { BuildIndexClient } from '../../build-index/index.js';
 import type { OriginClient } from '../../origin/index.js';
+import type { ProxyMetrics } from './proxy-metrics.js';
 import type { UploadSessions } from './upload-sessions.js';
 
 /** What the proxy's handlers work with. */
@@ -9,4 +10,5 @@ export interface ProxyContext {
   buildIndex: BuildIndexClient;
   uploads: UploadSessions;
   logger: Logger;
+  metrics: ProxyMetrics;
 }

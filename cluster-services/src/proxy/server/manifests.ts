@@ -17,23 +17,27 @@ const STAT_CONCURRENCY = 8;
  * gives an unreadable manifest body, and SIZE_INVALID is defined for blob uploads only.
  */
 async function readCapped(req: FastifyRequest): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
   const tooLarge = () => new KrillError('InvalidArgument', 'ERR_MANIFEST_TOO_LARGE', `manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
-  if (declared > MAX_MANIFEST_BYTES) {
-    req.raw.resume();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req.raw) {
-    size += (c as Buffer).length;
-    if (size > MAX_MANIFEST_BYTES) {
-      req.raw.resume();
-      throw tooLarge();
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+  if (Number(req.headers['content-length'] ?? 0) > MAX_MANIFEST_BYTES) throw tooLarge();
+  // Events rather than `for await`: leaving an async iterator destroys the request, and with it
+  // the connection the error answer has to go out on. The caller drains what is left.
+  return new Promise((resolve, reject) => {
+    const body = req.raw;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (err?: Error) => {
+      body.off('data', onData).off('end', onEnd).off('error', stop);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_MANIFEST_BYTES) stop(tooLarge());
+      else chunks.push(c);
+    };
+    const onEnd = () => stop();
+    body.on('data', onData).on('end', onEnd).on('error', stop);
+  });
 }
 
 /** The media type of stored manifest bytes: its `mediaType` field, or the shape of the document. */
@@ -78,6 +82,7 @@ export async function putManifest(ctx: ProxyContext, req: FastifyRequest, reply:
   }));
   await ctx.origins.upload(name, digest, { size: bytes.length, open: () => Readable.from([bytes]) });
   if (tag !== undefined) await ctx.buildIndex.putTag(name, tag, digest);
+  ctx.metrics.manifestPushes.inc({ kind: manifest.isIndex ? 'index' : 'manifest' });
   ctx.logger.info({ ref: `${name}:${reference}`, digest, mediaType: manifest.mediaType }, 'manifest pushed');
   return reply.code(201).header('location', `/v2/${name}/manifests/${digest}`).header('docker-content-digest', digest).header('content-length', 0).send();
 }
@@ -114,9 +119,8 @@ export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: Fa
   const p = pageParams(req);
   // `n=0` asks for no entries, and distribution answers an empty list; the build-index takes limit >= 1.
   const page: Page<string> = p.limit === 0 ? { items: [] } : await ctx.buildIndex.listTags(name, p);
-  // A repository without tags is unknown to the registry (end-8a answers 404 NAME_UNKNOWN); an
-  // empty page after `last` is only the end of the list.
-  if (page.items.length === 0 && p.last === undefined && p.limit > 0) throw new KrillError('NotFound', 'ERR_NAME_UNKNOWN', `repository ${name} is not known`);
+  // A repository without local tags answers an empty list, not NAME_UNKNOWN: a pull-through
+  // repository has its tags upstream, and skopeo lists tags before it reads a manifest.
   if (page.next !== undefined) reply.header('link', `</v2/${name}/tags/list?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   return reply.code(200).send({ name, tags: page.items });
 }

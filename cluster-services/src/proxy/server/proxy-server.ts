@@ -8,6 +8,7 @@ import type { ProxyContext } from './context.js';
 import { catalog, getManifest, listTags, putManifest } from './manifests.js';
 import { toOciError, type OciContext } from './oci-errors.js';
 import { parseV2Path, type V2Path } from './paths.js';
+import { createProxyMetrics } from './proxy-metrics.js';
 import { UploadSessions } from './upload-sessions.js';
 
 const unsupported = (method: string, what: string) => new KrillError('InvalidArgument', 'ERR_UNSUPPORTED', `${method} is not supported on ${what}`);
@@ -55,8 +56,9 @@ export async function startProxy(config: ProxyConfig, deps: { logger: Logger; or
   const origins = deps.originClient ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger });
   const buildIndex = deps.buildIndexClient ?? createBuildIndexClient({ urls: config.buildIndex.urls, logger });
   const uploads = await UploadSessions.open(config.uploadDir, config.uploadTtlSeconds * 1000);
-  const ctx: ProxyContext = { origins, buildIndex, uploads, logger };
   const service = createHttpService({ name: 'proxy', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
+  const metrics = createProxyMetrics(service.metrics, () => uploads.count);
+  const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics };
   const app = service.app;
   // Bodies (blobs, manifests) are read by the handlers from the raw request, never buffered by fastify.
   app.removeAllContentTypeParsers();

@@ -19,7 +19,10 @@ interface Session {
   /** Hash of the spool so far; undefined after a chunk was rolled back (then rehashed from disk once). */
   digester: Digester | undefined;
   touched: number;
-  busy: boolean;
+  /** The chunk being received, if any: its body, and a promise that settles when it is done. */
+  inflight: { body: Readable; settled: Promise<unknown> } | undefined;
+  /** Set by `finish`: the spool is final and is being stored; no more chunks. */
+  committing: boolean;
 }
 
 /**
@@ -30,6 +33,8 @@ interface Session {
  *
  * A chunk is all or nothing: if its body breaks off, or holds fewer or more bytes than it
  * declared, the spool is cut back to where the chunk started and the client may resend it.
+ * A request for a session that is still receiving a chunk supersedes it: a client retries only
+ * after it gave up on the earlier request, whose connection the server may not yet know is dead.
  */
 export class UploadSessions {
   private readonly sessions = new Map<string, Session>();
@@ -52,7 +57,7 @@ export class UploadSessions {
     const id = randomUUID();
     const file = join(this.dir, `${id}.upload`);
     await writeFile(file, '');
-    this.sessions.set(id, { id, repo, file, size: 0, digester: new Digester(), touched: Date.now(), busy: false });
+    this.sessions.set(id, { id, repo, file, size: 0, digester: new Digester(), touched: Date.now(), inflight: undefined, committing: false });
     return id;
   }
 
@@ -67,12 +72,25 @@ export class UploadSessions {
    * breaks off is ERR_UPLOAD_INVALID. Either way the spool is rolled back to where it was.
    */
   async append(repo: string, id: string, body: Readable, options: { start?: number; length?: number } = {}): Promise<number> {
-    const s = this.session(repo, id);
-    if (s.busy) throw new InvalidArgumentError(`upload ${id} already has a request in progress`, { code: 'ERR_UPLOAD_INVALID' });
+    let s = await this.idle(repo, id);
+    // Another request may have begun a chunk while this one was waiting; wait for that too.
+    // From the loop's end to `inflight` being set nothing awaits, so no third request slips in.
+    while (s.inflight) s = await this.idle(repo, id);
     if (options.start !== undefined && options.start !== s.size) {
       throw new InvalidArgumentError(`upload ${id}: chunk starts at ${options.start}, but ${s.size} bytes were received`, { code: 'ERR_UPLOAD_OFFSET' });
     }
-    s.busy = true;
+    const work = this.receive(s, body, options);
+    s.inflight = { body, settled: work.catch(() => undefined) };
+    try {
+      return await work;
+    } finally {
+      if (s.inflight?.body === body) s.inflight = undefined;
+      s.touched = Date.now();
+    }
+  }
+
+  private async receive(s: Session, body: Readable, options: { length?: number }): Promise<number> {
+    const id = s.id;
     const before = s.size;
     const digester = s.digester;
     let received = 0;
@@ -105,16 +123,18 @@ export class UploadSessions {
       s.size = before;
       if (err instanceof InvalidArgumentError) throw err;
       throw new InvalidArgumentError(`upload ${id}: chunk broke off after ${received} bytes and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
-    } finally {
-      s.busy = false;
-      s.touched = Date.now();
     }
   }
 
-  /** The session's digest and size, rehashing the spool only if a chunk was rolled back. */
+  /**
+   * The session's digest, size and spool file, rehashing the spool only if a chunk was rolled
+   * back. The session then takes no more chunks (ERR_UPLOAD_INVALID); the caller stores the
+   * spool and removes the session.
+   */
   async finish(repo: string, id: string): Promise<{ digest: Digest; size: number; file: string }> {
-    const s = this.session(repo, id);
-    if (s.busy) throw new InvalidArgumentError(`upload ${id} already has a request in progress`, { code: 'ERR_UPLOAD_INVALID' });
+    let s = await this.idle(repo, id);
+    while (s.inflight) s = await this.idle(repo, id);
+    s.committing = true;
     let digester = s.digester;
     if (!digester || digester.size !== s.size) {
       digester = new Digester();
@@ -123,10 +143,16 @@ export class UploadSessions {
     return { digest: digester.digest(), size: digester.size, file: s.file };
   }
 
+  /** Ends a session and deletes its spool, first cutting off a chunk still being received. */
   async remove(id: string): Promise<void> {
     const s = this.sessions.get(id);
     this.sessions.delete(id);
-    if (s) await rm(s.file, { force: true });
+    if (!s) return;
+    if (s.inflight) {
+      s.inflight.body.destroy();
+      await s.inflight.settled;
+    }
+    await rm(s.file, { force: true });
   }
 
   /** How many sessions are open; for tests and metrics. */
@@ -145,8 +171,20 @@ export class UploadSessions {
     return s;
   }
 
+  /** The session, once no chunk is being received for it (cutting off one that is). */
+  private async idle(repo: string, id: string): Promise<Session> {
+    let s = this.session(repo, id);
+    while (s.inflight) {
+      s.inflight.body.destroy();
+      await s.inflight.settled;
+      s = this.session(repo, id);
+    }
+    if (s.committing) throw new InvalidArgumentError(`upload ${id} is being committed`, { code: 'ERR_UPLOAD_INVALID' });
+    return s;
+  }
+
   private async expire(): Promise<void> {
     const now = Date.now();
-    for (const s of this.sessions.values()) if (!s.busy && now - s.touched > this.ttlMs) await this.remove(s.id);
+    for (const s of this.sessions.values()) if (!s.inflight && now - s.touched > this.ttlMs) await this.remove(s.id);
   }
 }
