@@ -8,7 +8,7 @@ import {
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { IO_CHUNK, hashFile, hashPieces, stageBlob, type StagedBlob } from './ingest.js';
+import { IO_CHUNK, hashFile, hashPieces, stageBlob, verifyStream, type StagedBlob } from './ingest.js';
 import { BlobIndex } from './lru.js';
 import { UPLOAD_ID_RE, storeLayout } from './layout.js';
 
@@ -114,7 +114,8 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     async put(digest, body, opts = {}) {
       const existing = index.size(digest);
       if (existing !== undefined) {
-        body.resume();
+        // Already stored: the bytes are still checked, so a wrong upload is refused even then.
+        await verifyStream(digest, body, opts.size);
         if (opts.pin) index.pin(digest);
         return { size: existing };
       }

@@ -65,3 +65,14 @@ export async function hashFile(file: string): Promise<{ digest: Digest; size: nu
   for await (const chunk of createReadStream(file, { highWaterMark: IO_CHUNK })) digester.update(chunk as Buffer);
   return { digest: digester.digest(), size: digester.size };
 }
+
+/** Hashes `body` without storing it; InvalidArgument (ERR_DIGEST_MISMATCH / ERR_SIZE_INVALID) on a mismatch. */
+export async function verifyStream(digest: Digest, body: Readable, size?: number): Promise<void> {
+  const digester = new Digester();
+  for await (const chunk of body) digester.update(chunk as Buffer);
+  if (size !== undefined && digester.size !== size) {
+    throw new InvalidArgumentError(`blob ${digest}: got ${digester.size} bytes, expected ${size}`, { code: 'ERR_SIZE_INVALID' });
+  }
+  const actual = digester.digest();
+  if (actual !== digest) throw new InvalidArgumentError(`blob content hashes to ${actual}, not ${digest}`, { code: 'ERR_DIGEST_MISMATCH' });
+}

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { Digester, InvalidArgumentError, NotFoundError, type Digest } from '@krill/lib';
+import { InvalidArgumentError, NotFoundError } from '@krill/lib';
 
 /** Spool buffers: a GiB blob moves in about a thousand writes. */
 const IO_CHUNK = 1024 * 1024;
@@ -16,8 +16,6 @@ interface Session {
   repo: string;
   file: string;
   size: number;
-  /** Hash of the spool so far; undefined after a chunk was rolled back (then rehashed from disk once). */
-  digester: Digester | undefined;
   touched: number;
   /** The chunk being received, if any: its body, and a promise that settles when it is done. */
   inflight: { body: Readable; settled: Promise<unknown> } | undefined;
@@ -26,8 +24,9 @@ interface Session {
 }
 
 /**
- * Blob upload sessions of the distribution API, spooled to files under `dir` and hashed as the
- * bytes arrive, so verifying a finished upload costs no second pass. Sessions live in memory: a
+ * Blob upload sessions of the distribution API, spooled to files under `dir`. The spool is not
+ * hashed here: the origin that stores it verifies it against the digest before it becomes
+ * visible, so a push pays for one SHA-256 pass, not two. Sessions live in memory: a
  * proxy restart drops them (clients start the upload again) and the spool files left behind are
  * removed at start. Idle sessions are removed after `ttlMs`.
  *
@@ -57,7 +56,7 @@ export class UploadSessions {
     const id = randomUUID();
     const file = join(this.dir, `${id}.upload`);
     await writeFile(file, '');
-    this.sessions.set(id, { id, repo, file, size: 0, digester: new Digester(), touched: Date.now(), inflight: undefined, committing: false });
+    this.sessions.set(id, { id, repo, file, size: 0, touched: Date.now(), inflight: undefined, committing: false });
     return id;
   }
 
@@ -92,7 +91,6 @@ export class UploadSessions {
   private async receive(s: Session, body: Readable, options: { length?: number }): Promise<number> {
     const id = s.id;
     const before = s.size;
-    const digester = s.digester;
     let received = 0;
     const limit = options.length;
     // Bytes past a declared length are counted and dropped rather than failing the stream, so the
@@ -102,7 +100,6 @@ export class UploadSessions {
       transform(c: Buffer, _e, done) {
         received += c.length;
         if (limit !== undefined && received > limit) return done();
-        digester?.update(c);
         done(null, c);
       },
     });
@@ -119,7 +116,6 @@ export class UploadSessions {
       await finished(out).catch(() => undefined);
       // ENOENT: the session was deleted meanwhile, and its file with it.
       await truncate(s.file, before).catch(() => undefined);
-      s.digester = undefined;
       s.size = before;
       if (err instanceof InvalidArgumentError) throw err;
       throw new InvalidArgumentError(`upload ${id}: chunk broke off after ${received} bytes and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
@@ -131,16 +127,11 @@ export class UploadSessions {
    * back. The session then takes no more chunks (ERR_UPLOAD_INVALID); the caller stores the
    * spool and removes the session.
    */
-  async finish(repo: string, id: string): Promise<{ digest: Digest; size: number; file: string }> {
+  async finish(repo: string, id: string): Promise<{ size: number; file: string }> {
     let s = await this.idle(repo, id);
     while (s.inflight) s = await this.idle(repo, id);
     s.committing = true;
-    let digester = s.digester;
-    if (!digester || digester.size !== s.size) {
-      digester = new Digester();
-      for await (const c of createReadStream(s.file, { highWaterMark: IO_CHUNK })) digester.update(c as Buffer);
-    }
-    return { digest: digester.digest(), size: digester.size, file: s.file };
+    return { size: s.size, file: s.file };
   }
 
   /** Ends a session and deletes its spool, first cutting off a chunk still being received. */

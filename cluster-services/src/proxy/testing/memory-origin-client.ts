@@ -69,8 +69,9 @@ export function createMemoryOriginClient(): MemoryOriginClient {
       if (digester.size !== source.size) {
         throw new InvalidArgumentError(`upload ${digest}: ${digester.size} bytes arrived, ${source.size} were declared`, { code: 'ERR_SIZE_INVALID' });
       }
-      if (digester.digest() !== digest) {
-        throw new InvalidArgumentError(`upload ${digest}: content hashes to ${digester.digest()}`, { code: 'ERR_DIGEST_MISMATCH' });
+      const actual = digester.digest();
+      if (actual !== digest) {
+        throw new InvalidArgumentError(`upload ${digest}: content hashes to ${actual}`, { code: 'ERR_DIGEST_MISMATCH' });
       }
       const entry = blobs.get(digest) ?? { bytes: Buffer.concat(chunks), namespaces: new Set<string>() };
       entry.namespaces.add(namespace);
