@@ -1,19 +1,23 @@
 import type { Digest } from '@krill/lib';
 
-/**
- * The only caller of the build-index HTTP API: tags (`repo:tag` → manifest digest).
- * Safe to call concurrently. Errors: NotFound (ERR_TAG_NOT_FOUND), FailedPrecondition
- * (ERR_TAG_DEPENDENCY_MISSING, naming the missing digest) when the manifest or a blob it
- * references is not on the origins, InvalidArgument (ERR_NAME_INVALID, ERR_TAG_INVALID,
- * ERR_DIGEST_INVALID), Unauthenticated (upstream refused credentials), Unavailable
- * (ERR_BUILD_INDEX_UNAVAILABLE) when no build-index answered.
- */
 export interface Page<T> {
   items: T[];
   /** Pass as `last` to get the next page; absent on the last page. */
   next?: string;
 }
 
+/**
+ * The only caller of the build-index HTTP API: tags (`repo:tag` → manifest digest).
+ * Safe to call concurrently. Errors: NotFound (ERR_TAG_NOT_FOUND), FailedPrecondition
+ * (ERR_TAG_DEPENDENCY_MISSING, naming the missing digest first in its message) when the manifest
+ * or a blob it references is not on the origins, FailedPrecondition (ERR_TAG_PULL_THROUGH) for a
+ * put to a repository served by pull-through, InvalidArgument (ERR_NAME_INVALID, ERR_TAG_INVALID,
+ * ERR_DIGEST_INVALID, ERR_LIMIT_INVALID; ERR_MANIFEST_INVALID, ERR_MANIFEST_UNSUPPORTED,
+ * ERR_MANIFEST_TOO_LARGE, ERR_MANIFEST_TOO_DEEP, ERR_MANIFEST_TOO_MANY_REFERENCES for a tagged
+ * manifest the build-index cannot check), Unauthenticated (upstream refused credentials),
+ * Unavailable (ERR_UPSTREAM_UNAVAILABLE when a pull-through upstream is unreachable and nothing
+ * is cached; ERR_BUILD_INDEX_UNAVAILABLE when no build-index answered), Canceled.
+ */
 export interface BuildIndexClient {
   /** Points `repo:tag` at `digest`; a later put replaces it and every reader sees the new value. */
   putTag(repo: string, tag: string, digest: Digest, signal?: AbortSignal): Promise<void>;
@@ -22,9 +26,12 @@ export interface BuildIndexClient {
    * upstream registry (cached with a TTL).
    */
   getTag(repo: string, tag: string, signal?: AbortSignal): Promise<{ digest: Digest; mediaType?: string }>;
-  /** Tags of a repository in lexical order, after `last`, at most `limit` (default 100). */
+  /**
+   * Tags pushed to a repository, in lexical order, after `last`, at most `limit` (default 100;
+   * the server caps it at 1000). Pull-through repositories list nothing: their tags live upstream.
+   */
   listTags(repo: string, options?: { limit?: number; last?: string; signal?: AbortSignal }): Promise<Page<string>>;
-  /** Repositories with at least one tag, in lexical order, after `last`. */
+  /** Repositories with at least one pushed tag, in lexical order, after `last`, paged as listTags. */
   listRepositories(options?: { limit?: number; last?: string; signal?: AbortSignal }): Promise<Page<string>>;
   close(): Promise<void>;
 }

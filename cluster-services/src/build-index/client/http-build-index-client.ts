@@ -1,51 +1,101 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import { UnavailableError, errorFromBody, isKrillError, type Digest, type Logger } from '@krill/lib';
+import {
+  CanceledError, InternalError, UnavailableError, errorFromBody, isDigest, type Digest, type KrillError, type Logger,
+} from '@krill/lib';
 import type { BuildIndexClient, Page } from './build-index-client.js';
 
 export interface BuildIndexClientOptions {
+  /** Base URLs of the build-indexes, tried in order. */
   urls: string[];
   logger: Logger;
+  /** Time to connect, and to wait for an answer's headers and body, in ms (default 30 s). */
   timeoutMs?: number;
 }
 
-/** The build-index client over HTTP: tries each build-index in turn on network errors and 5xx. */
-export function createBuildIndexClient(options: BuildIndexClientOptions): BuildIndexClient {
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: options.timeoutMs ?? 30_000, bodyTimeout: options.timeoutMs ?? 30_000 });
+/**
+ * A put waits for its dependency check: a few hundred origin stats for real images, eight at a
+ * time. 30 s covers that on a loaded cluster and still fails over before a kubelet gives up.
+ */
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** Idle connections are kept this long: tag lookups come in bursts, one per image pulled. */
+const KEEP_ALIVE_MS = 30_000;
 
-  async function call<T>(method: Dispatcher.HttpMethod, path: string, params: Record<string, string | number | undefined>, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const qs = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== undefined) qs.set(k, String(v));
-    let last: unknown;
-    for (const base of options.urls) {
-      try {
-        const res = await request(`${base}${path}?${qs}`, {
-          method, dispatcher, ...(signal ? { signal } : {}),
-          ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-        });
-        const text = await res.body.text();
-        const json = text ? (JSON.parse(text) as unknown) : undefined;
-        if (res.statusCode >= 400) throw errorFromBody(res.statusCode, json, `build-index ${method} ${path}`);
-        return json as T;
-      } catch (err) {
-        last = err;
-        if (isKrillError(err) && err.category !== 'Unavailable') throw err;
-        options.logger.debug({ url: base, err: (err as Error).message }, 'build-index failed; trying the next');
-      }
+type Query = Record<string, string | number | undefined>;
+
+/**
+ * The build-index client over HTTP (see BuildIndexClient). Each call tries the URLs in order and
+ * moves to the next on a network error or a 5xx; a 4xx is the answer. Errors are rebuilt from
+ * the server's JSON with errorFromBody, so their codes survive; when some build-index answered
+ * with a 5xx, the last such answer is thrown, and when none answered at all, Unavailable
+ * ERR_BUILD_INDEX_UNAVAILABLE. An aborted signal gives Canceled without trying further.
+ */
+export function createBuildIndexClient(options: BuildIndexClientOptions): BuildIndexClient {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const dispatcher = new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
+  const log = options.logger;
+
+  async function once(base: string, method: Dispatcher.HttpMethod, path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; json: unknown }> {
+    const res = await request(`${base}${path}`, {
+      method, dispatcher, ...(signal ? { signal } : {}),
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await res.body.text();
+    let json: unknown;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // Not krill's JSON (a load balancer's error page, say): the status alone decides.
+      json = undefined;
     }
-    throw new UnavailableError(`no build-index answered: ${(last as Error | undefined)?.message ?? 'none configured'}`, { code: 'ERR_BUILD_INDEX_UNAVAILABLE', cause: last });
+    return { status: res.statusCode, json };
+  }
+
+  async function call(method: Dispatcher.HttpMethod, path: string, query: Query, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
+    const what = `build-index ${method} ${path}`;
+    let unreachable: unknown;
+    let answered: KrillError | undefined;
+    for (const base of options.urls) {
+      let res: { status: number; json: unknown };
+      try {
+        res = await once(base, method, `${path}?${qs}`, body, signal);
+      } catch (err) {
+        if (signal?.aborted) throw new CanceledError(`${what}: canceled`, { code: 'ERR_CANCELED', cause: err });
+        unreachable = err;
+        log.warn({ url: base, err: (err as Error).message }, 'build-index unreachable; trying the next');
+        continue;
+      }
+      if (res.status < 400) return res.json;
+      const err = errorFromBody(res.status, res.json, what);
+      if (res.status < 500) throw err;
+      answered = err;
+      log.warn({ url: base, status: res.status, code: err.code, err: err.message }, 'build-index failed; trying the next');
+    }
+    if (answered) throw answered;
+    const reason = unreachable === undefined ? 'no build-index URL configured' : (unreachable as Error).message;
+    throw new UnavailableError(`${what}: no build-index answered: ${reason}`, { code: 'ERR_BUILD_INDEX_UNAVAILABLE', cause: unreachable });
   }
 
   return {
     async putTag(repo, tag, digest, signal) {
       await call('PUT', '/tags', { repo, tag }, { digest }, signal);
     },
-    getTag: (repo, tag, signal) => call<{ digest: Digest; mediaType?: string }>('GET', '/tags', { repo, tag }, undefined, signal),
+    async getTag(repo, tag, signal) {
+      const json = (await call('GET', '/tags', { repo, tag }, undefined, signal)) as { digest?: unknown; mediaType?: unknown } | undefined;
+      if (!isDigest(json?.digest)) throw new InternalError(`build-index answered ${repo}:${tag} without a valid digest`, { code: 'ERR_BUILD_INDEX_RESPONSE' });
+      return { digest: json.digest as Digest, ...(typeof json.mediaType === 'string' ? { mediaType: json.mediaType } : {}) };
+    },
     listTags: async (repo, o = {}) => toPage(await call('GET', '/repositories/tags', { repo, limit: o.limit, last: o.last }, undefined, o.signal)),
     listRepositories: async (o = {}) => toPage(await call('GET', '/repositories', { limit: o.limit, last: o.last }, undefined, o.signal)),
     close: () => dispatcher.close(),
   };
 }
 
-function toPage(p: { items: string[]; next?: string }): Page<string> {
-  return p.next === undefined ? { items: p.items } : { items: p.items, next: p.next };
+function toPage(json: unknown): Page<string> {
+  const p = json as { items?: unknown; next?: unknown } | undefined;
+  if (!Array.isArray(p?.items) || !p.items.every((x) => typeof x === 'string')) {
+    throw new InternalError('build-index answered a list without items', { code: 'ERR_BUILD_INDEX_RESPONSE' });
+  }
+  return typeof p.next === 'string' ? { items: p.items as string[], next: p.next } : { items: p.items as string[] };
 }
