@@ -48,6 +48,18 @@ export function validateSize(size: unknown): number {
   return size;
 }
 
+/** Validates upload arguments; on a bad one the body is destroyed (the upload contract) and the error thrown. */
+export function validateUploadArgs(namespace: unknown, digest: unknown, size: unknown, body: { destroy(): unknown }): void {
+  try {
+    validateNamespace(namespace);
+    validateDigest(digest);
+    validateSize(size);
+  } catch (err) {
+    body.destroy();
+    throw err;
+  }
+}
+
 /**
  * The path of a blob relative to a backend's root, as docker/distribution lays blobs out, so a
  * krill bucket or directory can be read by a plain registry: `blobs/sha256/<2hex>/<hex>/data`.

@@ -2,7 +2,7 @@ import { Transform, pipeline, type Readable, type TransformCallback } from 'node
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { CanceledError, UnavailableError, isKrillError, type Digest, type KrillError } from '@krill/lib';
 import type { Backend, BackendBlobInfo, ListPage } from './backend.js';
-import { validateDigest, validateLimit, validateNamespace, validateSize } from './blob-key.js';
+import { validateDigest, validateLimit, validateNamespace, validateUploadArgs } from './blob-key.js';
 
 interface BackendMetrics {
   operations: Counter<'backend' | 'op' | 'result'>;
@@ -101,14 +101,7 @@ export function instrumentBackend(backend: Backend, options: InstrumentOptions =
 
     upload(namespace: string, digest: Digest, body: Readable, size: number, signal?: AbortSignal): Promise<void> {
       return run('upload', String(digest), signal, async () => {
-        try {
-          validateNamespace(namespace);
-          validateDigest(digest);
-          validateSize(size);
-        } catch (err) {
-          body.destroy();
-          throw err;
-        }
+        validateUploadArgs(namespace, digest, size, body);
         await backend.upload(namespace, digest, body, size, signal);
         m?.bytes.inc({ backend: kind, direction: 'upload' }, size);
       });

@@ -4,6 +4,4 @@ export { createBlobStore, type FsBlobStoreOptions } from './store/fs-blob-store.
 export { createOriginClient, type OriginClientOptions } from './client/http-origin-client.js';
 export { createWritebackQueue, type WritebackQueue, type WritebackOptions } from './writeback/writeback-queue.js';
 export { originConfigSchema, type OriginConfig } from './config.js';
-// Kept for modules that import the shared fragment from here.
-export { logLevelSchema } from '@krill/lib';
 export { startOrigin, type RunningOrigin } from './server/origin-server.js';

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NotFoundError, type Digest, type Logger, type Schema } from '@krill/lib';
 import type { Backend, BackendBlobInfo, ListPage } from '../backend.js';
-import { blobKey, validateDigest, validateLimit, validateNamespace, validateSize } from '../blob-key.js';
+import { blobKey, validateDigest, validateLimit, validateNamespace, validateUploadArgs } from '../blob-key.js';
 import { listBlobs } from './fs-list.js';
 import { createVerifier } from './verifier.js';
 
@@ -93,14 +93,7 @@ export function createFsBackend(options: FsBackendOptions): Backend {
     },
 
     async upload(namespace: string, digest: Digest, body: Readable, size: number, signal?: AbortSignal): Promise<void> {
-      try {
-        validateNamespace(namespace);
-        validateDigest(digest);
-        validateSize(size);
-      } catch (err) {
-        body.destroy();
-        throw err;
-      }
+      validateUploadArgs(namespace, digest, size, body);
       const final = pathOf(digest);
       if (await exists(digest, size)) {
         // Content-addressed: a blob with this digest and size was verified when it was stored.
