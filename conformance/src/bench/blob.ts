@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,7 +123,11 @@ async function main(): Promise<void> {
       // Alternate sides so neither always runs on a warmer page cache.
       for (const [name, base] of [['krill', krill.url], ['docker-registry', registry.url]] as const) {
         const repo = `bench/run${run}`;
+        // Dirty pages left by the previous step would be flushed during this one and slow whichever
+        // side comes next; each measurement starts with them written out.
+        execFileSync('sync');
         results[name]!.push.push(mbps(await push(base, repo, blob.file, blob.digest)));
+        execFileSync('sync');
         results[name]!.pull.push(mbps(await pull(base, repo, blob.digest)));
       }
       // Each run pushes the same digest: delete nothing, but use a fresh repository so both sides
