@@ -8,3 +8,4 @@ export * from './metainfo.js';
 export * from './oci.js';
 export * from './http-range.js';
 export * from './service-schemas.js';
+export * from './wire/index.js';

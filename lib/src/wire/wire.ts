@@ -1,0 +1,121 @@
+import { EventEmitter } from 'node:events';
+import { Duplex } from 'node:stream';
+import { isDigest } from '../digest.js';
+import { FrameDecoder, WireError, encodeFrame } from './framing.js';
+import { PEER_ID_BYTES, WIRE_VERSION, encodeHeader, type WireMessage } from './messages.js';
+
+export interface WireOptions {
+  /** Largest piece payload accepted before the handshake says otherwise; the blob's piece length after. */
+  maxPayloadBytes: number;
+  /** Called once per violation, before the connection is closed (for metrics). */
+  onViolation?: (err: WireError) => void;
+}
+
+/**
+ * One peer connection over any Duplex (a TCP socket, or an in-memory pair in tests). The first
+ * message each way must be a handshake; a violation closes the connection and emits `violation`.
+ * Events: `message` (WireMessage), `violation` (WireError), `close`.
+ */
+export class Wire extends EventEmitter {
+  private readonly decoder: FrameDecoder;
+  private handshaken = false;
+  private closed = false;
+  violation: WireError | undefined;
+
+  constructor(private readonly stream: Duplex, private readonly options: WireOptions) {
+    super();
+    this.decoder = new FrameDecoder(options.maxPayloadBytes);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('end', () => {
+      if (!this.decoder.idle) this.fail(new WireError('ERR_WIRE_TRUNCATED', 'connection ended in the middle of a frame'));
+      else this.close();
+    });
+    stream.on('error', () => this.close());
+    stream.on('close', () => this.close());
+  }
+
+  /** Sends a message; resolves when the stream can take more (backpressure), rejects once closed. */
+  async send(m: WireMessage): Promise<void> {
+    if (this.closed) throw new WireError('ERR_WIRE_CLOSED', 'connection is closed');
+    let ok = true;
+    for (const b of encodeFrame(m, encodeHeader(m))) ok = this.stream.write(b);
+    if (!ok) await new Promise<void>((resolve) => { this.stream.once('drain', resolve); this.stream.once('close', resolve); });
+  }
+
+  /** Sets the largest piece payload accepted (the blob's piece length, once known). */
+  setMaxPayload(bytes: number): void {
+    this.decoder.maxPayloadBytes = bytes;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stream.destroy();
+    this.emit('close');
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.decoder.feed(chunk, (m) => {
+        this.check(m);
+        this.emit('message', m);
+      });
+    } catch (err) {
+      this.fail(err instanceof WireError ? err : new WireError('ERR_WIRE_MALFORMED', (err as Error).message));
+    }
+  }
+
+  /** Rules the framing cannot see: handshake first and once, and a well-formed handshake. */
+  private check(m: WireMessage): void {
+    if (!this.handshaken) {
+      if (m.type !== 'handshake') throw new WireError('ERR_WIRE_HANDSHAKE', `first message was ${m.type}, not a handshake`);
+      if (m.version !== WIRE_VERSION) throw new WireError('ERR_WIRE_HANDSHAKE', `protocol version ${m.version} (this peer speaks ${WIRE_VERSION})`);
+      if (m.peerId.length !== PEER_ID_BYTES) throw new WireError('ERR_WIRE_HANDSHAKE', `peer id of ${m.peerId.length} bytes (${PEER_ID_BYTES} expected)`);
+      if (!isDigest(m.digest)) throw new WireError('ERR_WIRE_HANDSHAKE', `handshake digest ${JSON.stringify(m.digest)} is invalid`);
+      if (m.bitfield.length !== Math.ceil(m.pieceCount / 8)) {
+        throw new WireError('ERR_WIRE_HANDSHAKE', `bitfield of ${m.bitfield.length} bytes for ${m.pieceCount} pieces`);
+      }
+      this.handshaken = true;
+      return;
+    }
+    if (m.type === 'handshake') throw new WireError('ERR_WIRE_HANDSHAKE', 'second handshake on one connection');
+  }
+
+  private fail(err: WireError): void {
+    if (this.closed) return;
+    this.violation = err;
+    this.options.onViolation?.(err);
+    this.emit('violation', err);
+    this.close();
+  }
+}
+
+/** Two connected in-memory Duplex ends, for tests and for wiring peers without sockets. */
+export function duplexPair(): [Duplex, Duplex] {
+  let a!: Duplex;
+  let b!: Duplex;
+  const make = (peer: () => Duplex) => new Duplex({
+    read() {},
+    write(chunk, _enc, done) {
+      peer().push(chunk);
+      done();
+    },
+    final(done) {
+      peer().push(null);
+      done();
+    },
+    destroy(err, done) {
+      const p = peer();
+      if (!p.destroyed) p.push(null);
+      done(err);
+    },
+  });
+  a = make(() => b);
+  b = make(() => a);
+  return [a, b];
+}
