@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import type { Counter } from 'prom-client';
+import { InvalidArgumentError, parseDigest, parseRepository, useJsonErrors, type Metainfo } from '@krill/lib';
+import type { OriginClient } from '../../origin/index.js';
+import type { PeerStore } from '../store/peer-store.js';
+
+const PEER_ID_RE = /^[a-f0-9]{40}$/;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+/** Metainfo is immutable per digest; this many are kept so a swarm's agents cost one origin call. */
+const METAINFO_CACHE = 10_000;
+
+/**
+ * The tracker API (only the tracker client calls it):
+ * - `POST /announce` `{ digest, namespace, peerId, ip, port, complete, origin }` →
+ *   `{ peers: PeerInfo[], intervalMs }`: the caller is recorded, then handed other peers.
+ * - `GET /metainfo?namespace=&digest=`: the blob's metainfo, from the origins, cached.
+ */
+export function registerTrackerRoutes(app: FastifyInstance, d: {
+  store: PeerStore; origins: OriginClient; intervalMs: number; maxPeers: number; announces: Counter;
+}): void {
+  useJsonErrors(app);
+  const cache = new Map<string, Metainfo>();
+
+  app.post('/announce', async (req) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const digest = parseDigest(String(b['digest'] ?? ''));
+    parseRepository(String(b['namespace'] ?? ''));
+    const peerId = String(b['peerId'] ?? '');
+    if (!PEER_ID_RE.test(peerId)) throw new InvalidArgumentError(`peerId ${JSON.stringify(b['peerId'])} must be 40 hex characters`, { code: 'ERR_PEER_INVALID' });
+    const ip = String(b['ip'] ?? '');
+    if (!IPV4_RE.test(ip)) throw new InvalidArgumentError(`ip ${JSON.stringify(b['ip'])} is not an IPv4 address`, { code: 'ERR_PEER_INVALID' });
+    const port = Number(b['port']);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`port ${JSON.stringify(b['port'])} is invalid`, { code: 'ERR_PEER_INVALID' });
+    const complete = b['complete'] === true;
+    const origin = b['origin'] === true;
+    d.store.upsert(digest, { peerId, ip, port, complete, origin });
+    d.announces.inc({ complete: String(complete) });
+    // A seeder needs nobody: it only waits to be connected to.
+    const peers = complete ? [] : d.store.handout(digest, peerId, d.maxPeers);
+    return { peers, intervalMs: d.intervalMs };
+  });
+
+  app.get('/metainfo', async (req) => {
+    const q = req.query as { namespace?: string; digest?: string };
+    const digest = parseDigest(q.digest ?? '');
+    const namespace = parseRepository(q.namespace ?? '');
+    const hit = cache.get(digest);
+    if (hit) return hit;
+    const m = await d.origins.metainfo(namespace, digest);
+    if (cache.size >= METAINFO_CACHE) cache.delete(cache.keys().next().value!);
+    cache.set(digest, m);
+    return m;
+  });
+}
