@@ -26,7 +26,7 @@ describe('krill CLI', () => {
   it('lists its commands', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['origin', 'build-index', 'proxy', 'devcluster']) expect(r.out).toContain(`  ${c} `);
+    for (const c of ['origin', 'tracker', 'build-index', 'proxy', 'devcluster']) expect(r.out).toContain(`  ${c} `);
   });
 
   it('rejects an unknown command', async () => {

@@ -1,6 +1,6 @@
 import {
-  buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, startBuildIndex, startOrigin, startProxy,
-  type BuildIndexConfig, type OriginConfig, type ProxyConfig,
+  buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, startBuildIndex, startOrigin, startProxy, startTracker, trackerConfigSchema,
+  type BuildIndexConfig, type OriginConfig, type ProxyConfig, type TrackerConfig,
 } from '@krill/cluster-services';
 import { serviceCommand } from '../service-command.js';
 
@@ -29,4 +29,13 @@ export const proxyCommand = serviceCommand<ProxyConfig>({
   schema: proxyConfigSchema,
   envPrefix: 'KRILL_PROXY',
   start: (config, deps) => startProxy(config, deps),
+});
+
+export const trackerCommand = serviceCommand<TrackerConfig>({
+  name: 'tracker',
+  summary: 'run a tracker: who has which blob; hands out peers',
+  description: 'Keeps each blob\'s swarm in memory (peers expire when they stop announcing), hands a\nnew peer the seeders and origins first, then a sample of other downloaders, and serves blob\nmetainfo from the origins. Several trackers split the blobs by rendezvous hashing.',
+  schema: trackerConfigSchema,
+  envPrefix: 'KRILL_TRACKER',
+  start: (config, deps) => startTracker(config, deps),
 });
