@@ -9,3 +9,4 @@ export * from './oci.js';
 export * from './http-range.js';
 export * from './service-schemas.js';
 export * from './wire/index.js';
+export * from './p2p/index.js';

@@ -1,0 +1,1 @@
+export { PieceFile } from './piece-file.js';

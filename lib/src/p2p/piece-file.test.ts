@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sha256 } from '../digest.js';
+import { PieceHasher } from '../metainfo.js';
+import { PieceFile } from './piece-file.js';
+
+const PIECE = 64 * 1024;
+
+function blob(size: number) {
+  const bytes = randomBytes(size);
+  const h = new PieceHasher(PIECE);
+  h.update(bytes);
+  return { bytes, metainfo: h.finish(sha256(bytes)) };
+}
+const piece = (b: Buffer, i: number) => b.subarray(i * PIECE, (i + 1) * PIECE);
+const path = () => join(mkdtempSync(join(tmpdir(), 'krill-pieces-')), 'blob');
+
+describe('piece file', () => {
+  it('assembles a blob from pieces in any order, verifying each', async () => {
+    const { bytes, metainfo } = blob(5 * PIECE + 123);
+    const p = path();
+    const f = await PieceFile.open(p, metainfo);
+    for (const i of [5, 0, 3, 1, 4, 2]) await f.write(i, piece(bytes, i));
+    expect(f.complete).toBe(true);
+    expect(readFileSync(p).equals(bytes)).toBe(true);
+    expect((await f.read(5)).equals(piece(bytes, 5))).toBe(true);
+    await f.close();
+  });
+
+  it('refuses a corrupt or wrongly sized piece and keeps it absent', async () => {
+    const { bytes, metainfo } = blob(3 * PIECE);
+    const f = await PieceFile.open(path(), metainfo);
+    const bad = Buffer.from(piece(bytes, 1));
+    bad[100]! ^= 1;
+    await expect(f.write(1, bad)).rejects.toMatchObject({ code: 'ERR_PIECE_CORRUPT' });
+    await expect(f.write(1, piece(bytes, 1).subarray(1))).rejects.toMatchObject({ code: 'ERR_PIECE_CORRUPT' });
+    await expect(f.write(3, piece(bytes, 0))).rejects.toMatchObject({ code: 'ERR_PIECE_INDEX' });
+    expect(f.has(1)).toBe(false);
+    await expect(f.read(1)).rejects.toMatchObject({ code: 'ERR_PIECE_MISSING' });
+    await f.close();
+  });
+
+  it('resumes after a restart with the pieces already verified, and reports them in the bitfield', async () => {
+    const { bytes, metainfo } = blob(10 * PIECE);
+    const p = path();
+    const first = await PieceFile.open(p, metainfo);
+    for (const i of [0, 2, 9]) await first.write(i, piece(bytes, i));
+    await first.close();
+    const again = await PieceFile.open(p, metainfo);
+    expect(again.presentCount).toBe(3);
+    expect([...Array(10).keys()].filter((i) => again.has(i))).toEqual([0, 2, 9]);
+    expect(again.bitfield()).toEqual(Buffer.from([0b1010_0000, 0b0100_0000]));
+    for (const i of [1, 3, 4, 5, 6, 7, 8]) await again.write(i, piece(bytes, i));
+    expect(again.complete).toBe(true);
+    expect(readFileSync(p).equals(bytes)).toBe(true);
+    await again.close();
+  });
+
+  it('a reader gets the bytes in order as pieces arrive, before the blob is complete', async () => {
+    const { bytes, metainfo } = blob(4 * PIECE + 7);
+    const f = await PieceFile.open(path(), metainfo);
+    const got: Buffer[] = [];
+    const reader = f.reader();
+    reader.on('data', (c: Buffer) => got.push(c));
+    const ended = new Promise((r) => reader.once('end', r));
+    await f.write(1, piece(bytes, 1));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toHaveLength(0);
+    await f.write(0, piece(bytes, 0));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(Buffer.concat(got).equals(bytes.subarray(0, 2 * PIECE))).toBe(true);
+    for (const i of [4, 3, 2]) await f.write(i, piece(bytes, i));
+    await ended;
+    expect(Buffer.concat(got).equals(bytes)).toBe(true);
+    await f.close();
+  });
+});

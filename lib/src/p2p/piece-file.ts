@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { KrillError } from '../errors.js';
+import type { Metainfo } from '../metainfo.js';
+
+/**
+ * A blob being assembled from pieces: a pre-sized data file and a status file with one byte per
+ * piece (1 = verified and written). A piece is checked against its SHA-256 from the metainfo
+ * before it is written, and its status byte is written only after its data is synced, so after a
+ * crash or restart every piece marked present is whole and correct, and only the rest is fetched
+ * again. Readers get the blob's bytes in order as pieces arrive. Owned by one event loop.
+ *
+ * Errors: InvalidArgument ERR_PIECE_CORRUPT (hash or length mismatch), ERR_PIECE_INDEX; NotFound
+ * ERR_PIECE_MISSING for a read of a piece not yet present.
+ */
+export class PieceFile extends EventEmitter {
+  private constructor(
+    readonly metainfo: Metainfo,
+    private readonly data: FileHandle,
+    private readonly status: FileHandle,
+    private readonly present: Uint8Array,
+    private count: number,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Opens (or creates) `<path>` and `<path>.status`, resuming from the pieces already verified. */
+  static async open(path: string, metainfo: Metainfo): Promise<PieceFile> {
+    const data = await open(path, 'a+').then(async (h) => { await h.close(); return open(path, 'r+'); });
+    const status = await open(`${path}.status`, 'a+').then(async (h) => { await h.close(); return open(`${path}.status`, 'r+'); });
+    await data.truncate(metainfo.length);
+    const n = metainfo.pieces.length;
+    const present = new Uint8Array(n);
+    const { bytesRead } = await status.read(present, 0, n, 0);
+    let count = 0;
+    for (let i = 0; i < bytesRead; i++) {
+      present[i] = present[i] === 1 ? 1 : 0;
+      count += present[i]!;
+    }
+    if (bytesRead < n) await status.truncate(n);
+    return new PieceFile(metainfo, data, status, present, count);
+  }
+
+  get pieceCount(): number {
+    return this.metainfo.pieces.length;
+  }
+
+  get presentCount(): number {
+    return this.count;
+  }
+
+  get complete(): boolean {
+    return this.count === this.pieceCount;
+  }
+
+  has(index: number): boolean {
+    return this.present[index] === 1;
+  }
+
+  /** Length of piece `index`: the piece length, or what is left for the last one. */
+  pieceSize(index: number): number {
+    this.checkIndex(index);
+    const m = this.metainfo;
+    return Math.min(m.pieceLength, m.length - index * m.pieceLength);
+  }
+
+  /** The wire-format bitfield: bit i of byte i/8, most significant bit first. */
+  bitfield(): Buffer {
+    const out = Buffer.alloc(Math.ceil(this.pieceCount / 8));
+    for (let i = 0; i < this.pieceCount; i++) if (this.present[i]) out[i >> 3]! |= 0x80 >> (i & 7);
+    return out;
+  }
+
+  /** Verifies and stores a piece; a piece already present is ignored. Emits `piece` (index). */
+  async write(index: number, bytes: Buffer): Promise<void> {
+    this.checkIndex(index);
+    if (this.has(index)) return;
+    const want = this.pieceSize(index);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    if (bytes.length !== want || hash !== this.metainfo.pieces[index]) {
+      throw new KrillError('InvalidArgument', 'ERR_PIECE_CORRUPT', `piece ${index} of ${this.metainfo.digest}: ${bytes.length} bytes hashing to ${hash}, expected ${want} bytes hashing to ${this.metainfo.pieces[index]}`);
+    }
+    await this.data.write(bytes, 0, bytes.length, index * this.metainfo.pieceLength);
+    // The status byte must never get to disk before the data it vouches for.
+    await this.data.datasync();
+    await this.status.write(Uint8Array.of(1), 0, 1, index);
+    if (this.has(index)) return;
+    this.present[index] = 1;
+    this.count++;
+    this.emit('piece', index);
+    if (this.complete) this.emit('complete');
+  }
+
+  /** Reads a present piece. */
+  async read(index: number): Promise<Buffer> {
+    if (!this.has(index)) throw new KrillError('NotFound', 'ERR_PIECE_MISSING', `piece ${index} of ${this.metainfo.digest} is not here yet`);
+    const out = Buffer.alloc(this.pieceSize(index));
+    await this.data.read(out, 0, out.length, index * this.metainfo.pieceLength);
+    return out;
+  }
+
+  /** The blob from the start, in order, each piece as soon as it is present. */
+  reader(): Readable {
+    let next = 0;
+    const self = this;
+    return new Readable({
+      highWaterMark: 2,
+      objectMode: false,
+      read() {
+        if (next >= self.pieceCount) return void this.push(null);
+        const index = next;
+        const deliver = () => {
+          next++;
+          self.read(index).then((b) => this.push(b), (err) => this.destroy(err));
+        };
+        if (self.has(index)) return deliver();
+        const wait = (i: number) => {
+          if (i !== index) return;
+          self.off('piece', wait);
+          deliver();
+        };
+        self.on('piece', wait);
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.data.close(), this.status.close()]);
+  }
+
+  private checkIndex(index: number): void {
+    if (!Number.isInteger(index) || index < 0 || index >= this.pieceCount) {
+      throw new KrillError('InvalidArgument', 'ERR_PIECE_INDEX', `piece index ${index} is out of range (0..${this.pieceCount - 1})`);
+    }
+  }
+}
