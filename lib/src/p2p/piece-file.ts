@@ -74,10 +74,13 @@ export class PieceFile extends EventEmitter {
     return out;
   }
 
-  /** Verifies and stores a piece; a piece already present is ignored. Emits `piece` (index). */
-  async write(index: number, bytes: Buffer): Promise<void> {
+  /**
+   * Verifies and stores a piece; resolves true if it was new, false if it was already present
+   * (a duplicate from endgame). Emits `piece` (index) for a new one.
+   */
+  async write(index: number, bytes: Buffer): Promise<boolean> {
     this.checkIndex(index);
-    if (this.has(index)) return;
+    if (this.has(index)) return false;
     const want = this.pieceSize(index);
     const hash = createHash('sha256').update(bytes).digest('hex');
     if (bytes.length !== want || hash !== this.metainfo.pieces[index]) {
@@ -87,11 +90,12 @@ export class PieceFile extends EventEmitter {
     // The status byte must never get to disk before the data it vouches for.
     await this.data.datasync();
     await this.status.write(Uint8Array.of(1), 0, 1, index);
-    if (this.has(index)) return;
+    if (this.has(index)) return false;
     this.present[index] = 1;
     this.count++;
     this.emit('piece', index);
     if (this.complete) this.emit('complete');
+    return true;
   }
 
   /** Reads a present piece. */

@@ -14,12 +14,15 @@ export interface WireOptions {
 /**
  * One peer connection over any Duplex (a TCP socket, or an in-memory pair in tests). The first
  * message each way must be a handshake; a violation closes the connection and emits `violation`.
- * Events: `message` (WireMessage), `violation` (WireError), `close`.
+ * Events: `message` (WireMessage), `violation` (WireError), `close`. Messages that arrive while
+ * no `message` listener is attached are kept, in order, for the next listener.
  */
 export class Wire extends EventEmitter {
   private readonly decoder: FrameDecoder;
   private handshaken = false;
   private closed = false;
+  /** Messages that arrived while nobody listened (e.g. between a handshake and its swarm). */
+  private readonly backlog: WireMessage[] = [];
   violation: WireError | undefined;
 
   constructor(private readonly stream: Duplex, private readonly options: WireOptions) {
@@ -32,6 +35,18 @@ export class Wire extends EventEmitter {
     });
     stream.on('error', () => this.close());
     stream.on('close', () => this.close());
+    this.on('newListener', (event: string) => {
+      if (event === 'message' && this.backlog.length > 0) queueMicrotask(() => this.flush());
+    });
+  }
+
+  private deliver(m: WireMessage): void {
+    if (this.listenerCount('message') === 0 || this.backlog.length > 0) this.backlog.push(m);
+    else this.emit('message', m);
+  }
+
+  private flush(): void {
+    while (this.backlog.length > 0 && this.listenerCount('message') > 0) this.emit('message', this.backlog.shift()!);
   }
 
   /** Sends a message; resolves when the stream can take more (backpressure), rejects once closed. */
@@ -63,7 +78,7 @@ export class Wire extends EventEmitter {
     try {
       this.decoder.feed(chunk, (m) => {
         this.check(m);
-        this.emit('message', m);
+        this.deliver(m);
       });
     } catch (err) {
       this.fail(err instanceof WireError ? err : new WireError('ERR_WIRE_MALFORMED', (err as Error).message));

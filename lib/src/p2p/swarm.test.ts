@@ -1,0 +1,92 @@
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { PieceHasher } from '../metainfo.js';
+import type { Metainfo } from '../metainfo.js';
+import { PeerNode } from './peer-node.js';
+import { PieceFile } from './piece-file.js';
+import { Swarm } from './swarm.js';
+import { TokenBucket } from './token-bucket.js';
+
+const MiB = 1024 * 1024;
+let nodes: PeerNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.map((n) => n.close()));
+  nodes = [];
+});
+
+function makeBlob(size: number): { bytes: Buffer; metainfo: Metainfo } {
+  const bytes = createCipheriv('aes-128-ctr', Buffer.alloc(16, 3), Buffer.alloc(16)).update(Buffer.alloc(size));
+  const h = new PieceHasher(MiB);
+  h.update(bytes);
+  return { bytes, metainfo: h.finish(`sha256:${createHash('sha256').update(bytes).digest('hex')}`) };
+}
+
+async function peer(dir: string, name: string, metainfo: Metainfo, opts: { egress?: TokenBucket } = {}) {
+  const dataPath = join(dir, name);
+  const file = await PieceFile.open(dataPath, metainfo);
+  const swarm = new Swarm({ file, dataPath, pipeline: 4, requestTimeoutMs: 5000, ...(opts.egress ? { egress: opts.egress } : {}) });
+  const node = await PeerNode.start();
+  nodes.push(node);
+  node.register(metainfo.digest, 'team/app', swarm);
+  const done = new Promise<void>((resolve) => (file.complete ? resolve() : swarm.once('complete', () => resolve())));
+  return { node, swarm, file, dataPath, done };
+}
+
+describe('swarm on loopback', () => {
+  it('1 seeder + 5 agents get a 64 MB blob, byte-identical and verified, mostly from each other', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { bytes, metainfo } = makeBlob(64 * MiB);
+    // The seeder is capped (16 MB/s) so that the agents must share to finish quickly.
+    const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(16 * MiB, 2 * MiB) });
+    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    const agents = await Promise.all([1, 2, 3, 4, 5].map((i) => peer(dir, `agent-${i}`, metainfo)));
+    for (const [i, a] of agents.entries()) {
+      await a.node.connect('127.0.0.1', seed.node.port, metainfo.digest, { origin: true });
+      for (const b of agents.slice(0, i)) await a.node.connect('127.0.0.1', b.node.port, metainfo.digest);
+    }
+    await Promise.all(agents.map((a) => a.done));
+    const fromPeers = agents.reduce((n, a) => n + a.swarm.received.peer, 0);
+    const fromOrigin = agents.reduce((n, a) => n + a.swarm.received.origin, 0);
+    for (const a of agents) expect(readFileSync(a.dataPath).equals(bytes)).toBe(true);
+    expect(fromPeers + fromOrigin).toBe(5 * bytes.length);
+    // The agents served each other at least half of what they received (counted, not assumed).
+    expect(fromPeers / (fromPeers + fromOrigin)).toBeGreaterThanOrEqual(0.5);
+    expect(seed.swarm.served).toBeGreaterThanOrEqual(fromOrigin);
+  });
+
+  it('blacklists a peer that sends corrupt pieces and still completes correctly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { bytes, metainfo } = makeBlob(8 * MiB);
+    const good = await peer(dir, 'good', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
+    for (let i = 0; i < metainfo.pieces.length; i++) await good.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    // A liar: it claims every piece and answers requests with garbage.
+    const liarFile = await PieceFile.open(join(dir, 'liar'), metainfo);
+    const liarSwarm = new Swarm({ file: liarFile, dataPath: join(dir, 'liar') });
+    (liarFile as unknown as { has: (i: number) => boolean }).has = () => true;
+    (liarFile as unknown as { bitfield: () => Buffer }).bitfield = () => Buffer.alloc(1, 0xff);
+    (liarFile as unknown as { read: (i: number) => Promise<Buffer> }).read = async () => Buffer.alloc(MiB, 7);
+    const liar = await PeerNode.start();
+    nodes.push(liar);
+    liar.register(metainfo.digest, 'team/app', liarSwarm);
+    const agent = await peer(dir, 'agent', metainfo);
+    const banned: string[] = [];
+    agent.swarm.on('blacklist', (key: string) => banned.push(key));
+    await agent.node.connect('127.0.0.1', liar.port, metainfo.digest);
+    await agent.node.connect('127.0.0.1', good.node.port, metainfo.digest);
+    await agent.done;
+    expect(banned).toEqual([liar.peerId.toString('hex')]);
+    expect(readFileSync(agent.dataPath).equals(bytes)).toBe(true);
+  });
+
+  it('refuses a connection for a blob the node does not serve', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { metainfo } = makeBlob(2 * MiB);
+    const other = makeBlob(3 * MiB).metainfo;
+    const a = await peer(dir, 'a', metainfo);
+    const b = await peer(dir, 'b', other);
+    await expect(a.node.connect('127.0.0.1', b.node.port, metainfo.digest)).rejects.toMatchObject({ code: 'ERR_WIRE_HANDSHAKE' });
+  });
+});

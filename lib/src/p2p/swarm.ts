@@ -1,0 +1,210 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { KrillError } from '../errors.js';
+import type { Wire } from '../wire/wire.js';
+import type { WireMessage } from '../wire/messages.js';
+import type { PieceFile } from './piece-file.js';
+import { PiecePicker } from './piece-picker.js';
+
+/** Something that paces bytes (a TokenBucket, or UNLIMITED). */
+export interface Pacer {
+  take(n: number): Promise<void>;
+}
+
+export interface SwarmOptions {
+  file: PieceFile;
+  /** Path of the data file, to verify the whole blob once every piece is in. */
+  dataPath: string;
+  /** Requests outstanding per peer: enough to keep a link busy across one round trip. */
+  pipeline?: number;
+  /** A request unanswered this long is given up and asked of another peer. */
+  requestTimeoutMs?: number;
+  /** Pieces left at which endgame starts (duplicate requests). */
+  endgameThreshold?: number;
+  ingress?: Pacer;
+  egress?: Pacer;
+}
+
+interface Peer {
+  key: string;
+  wire: Wire;
+  has: Uint8Array;
+  asked: Map<number, number>;
+  origin: boolean;
+  bytesIn: number;
+}
+
+/**
+ * One blob's swarm: the connections to peers holding or wanting it, and the choice of which
+ * piece to ask of whom. All state changes happen in this object's handlers, on one event loop.
+ * Events: `complete` (after the whole blob verified against its digest), `blacklist` (peer key,
+ * reason), `corrupt` (peer key).
+ */
+export class Swarm extends EventEmitter {
+  private readonly peers = new Map<string, Peer>();
+  private readonly picker: PiecePicker;
+  private readonly pipeline: number;
+  private readonly timeoutMs: number;
+  private readonly timer: NodeJS.Timeout;
+  readonly blacklist = new Set<string>();
+  /** Bytes received from peers, by whether the peer is an origin. */
+  readonly received = { origin: 0, peer: 0 };
+  /** Bytes of pieces served to others. */
+  served = 0;
+  private verified = false;
+
+  constructor(private readonly o: SwarmOptions) {
+    super();
+    this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
+    this.pipeline = o.pipeline ?? 4;
+    this.timeoutMs = o.requestTimeoutMs ?? 15_000;
+    this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
+    this.timer.unref();
+    o.file.on('piece', (i: number) => this.announce(i));
+    if (o.file.complete) void this.verify();
+  }
+
+  get file(): PieceFile {
+    return this.o.file;
+  }
+
+  /** Adds a connection whose handshake has been exchanged; `remote` is the peer's handshake. */
+  add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false): void {
+    if (this.blacklist.has(key) || this.peers.has(key)) return wire.close();
+    const has = new Uint8Array(this.o.file.pieceCount);
+    for (let i = 0; i < has.length; i++) has[i] = (remote.bitfield[i >> 3]! >> (7 - (i & 7))) & 1;
+    const peer: Peer = { key, wire, has, asked: new Map(), origin, bytesIn: 0 };
+    this.peers.set(key, peer);
+    this.picker.addPeer((i) => has[i] === 1, 1);
+    wire.on('message', (m: WireMessage) => void this.onMessage(peer, m));
+    wire.once('close', () => this.drop(peer));
+    this.fill(peer);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const p of this.peers.values()) p.wire.close();
+  }
+
+  private async onMessage(peer: Peer, m: WireMessage): Promise<void> {
+    switch (m.type) {
+      case 'request':
+        return this.serve(peer, m.index);
+      case 'piece':
+        return this.receive(peer, m.index, m.data);
+      case 'have':
+        if (m.index < peer.has.length && !peer.has[m.index]) {
+          peer.has[m.index] = 1;
+          this.picker.addHave(m.index);
+        }
+        return this.fill(peer);
+      case 'complete':
+        for (let i = 0; i < peer.has.length; i++) if (!peer.has[i]) { peer.has[i] = 1; this.picker.addHave(i); }
+        return this.fill(peer);
+      case 'error':
+        if (peer.asked.delete(m.index)) this.picker.settled(m.index);
+        return this.fillAll();
+      default:
+        return undefined;
+    }
+  }
+
+  private async serve(peer: Peer, index: number): Promise<void> {
+    if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {
+      return void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index} is not here`, index }).catch(() => undefined);
+    }
+    const data = await this.o.file.read(index);
+    await this.o.egress?.take(data.length);
+    await peer.wire.send({ type: 'piece', index, data }).then(() => { this.served += data.length; }, () => undefined);
+  }
+
+  private async receive(peer: Peer, index: number, data: Buffer): Promise<void> {
+    if (!peer.asked.delete(index)) return;
+    this.picker.settled(index);
+    await this.o.ingress?.take(data.length);
+    try {
+      // Only new pieces count: an endgame duplicate that lost the race is not a useful byte.
+      if (await this.o.file.write(index, data)) {
+        peer.bytesIn += data.length;
+        this.received[peer.origin ? 'origin' : 'peer'] += data.length;
+      }
+    } catch (err) {
+      if ((err as KrillError).code !== 'ERR_PIECE_CORRUPT') throw err;
+      this.emit('corrupt', peer.key);
+      this.ban(peer, `sent a corrupt piece ${index}`);
+      return;
+    }
+    this.fill(peer);
+  }
+
+  /** Tells every peer about a new piece, and cancels duplicate endgame requests for it. */
+  private announce(index: number): void {
+    for (const p of this.peers.values()) {
+      if (p.asked.delete(index)) {
+        this.picker.settled(index);
+        void p.wire.send({ type: 'cancel', index }).catch(() => undefined);
+      }
+      void p.wire.send({ type: 'have', index }).catch(() => undefined);
+    }
+    if (this.o.file.complete) void this.verify();
+    else this.fillAll();
+  }
+
+  private fill(peer: Peer): void {
+    if (peer.wire.isClosed || this.o.file.complete) return;
+    while (peer.asked.size < this.pipeline) {
+      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i));
+      if (index === undefined) return;
+      peer.asked.set(index, Date.now());
+      this.picker.requested(index);
+      void peer.wire.send({ type: 'request', index }).catch(() => undefined);
+    }
+  }
+
+  private fillAll(): void {
+    for (const p of this.peers.values()) this.fill(p);
+  }
+
+  private expire(): void {
+    const cutoff = Date.now() - this.timeoutMs;
+    for (const p of this.peers.values()) {
+      for (const [index, at] of p.asked) {
+        if (at > cutoff) continue;
+        p.asked.delete(index);
+        this.picker.settled(index);
+        void p.wire.send({ type: 'cancel', index }).catch(() => undefined);
+      }
+    }
+    this.fillAll();
+  }
+
+  private ban(peer: Peer, reason: string): void {
+    this.blacklist.add(peer.key);
+    this.emit('blacklist', peer.key, reason);
+    peer.wire.close();
+  }
+
+  private drop(peer: Peer): void {
+    if (this.peers.get(peer.key) !== peer) return;
+    this.peers.delete(peer.key);
+    this.picker.addPeer((i) => peer.has[i] === 1, -1);
+    for (const index of peer.asked.keys()) this.picker.settled(index);
+    this.fillAll();
+  }
+
+  /** The whole blob against its digest: only then is it complete. */
+  private async verify(): Promise<void> {
+    if (this.verified) return;
+    this.verified = true;
+    const h = createHash('sha256');
+    for await (const c of createReadStream(this.o.dataPath, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+    const digest = `sha256:${h.digest('hex')}`;
+    if (digest !== this.o.file.metainfo.digest) {
+      this.emit('error', new KrillError('Internal', 'ERR_BLOB_CORRUPT', `assembled blob hashes to ${digest}, not ${this.o.file.metainfo.digest}`));
+      return;
+    }
+    for (const p of this.peers.values()) void p.wire.send({ type: 'complete' }).catch(() => undefined);
+    this.emit('complete');
+  }
+}
