@@ -81,6 +81,43 @@ describe('swarm on loopback', () => {
     expect(readFileSync(agent.dataPath).equals(bytes)).toBe(true);
   });
 
+  it('a peer killed mid-transfer does not stop the others', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { bytes, metainfo } = makeBlob(16 * MiB);
+    const seeds = await Promise.all(['s1', 's2'].map((n) => peer(dir, n, metainfo, { egress: new TokenBucket(8 * MiB, MiB) })));
+    for (const s of seeds) for (let i = 0; i < metainfo.pieces.length; i++) await s.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    const agent = await peer(dir, 'agent', metainfo);
+    for (const s of seeds) await agent.node.connect('127.0.0.1', s.node.port, metainfo.digest);
+    // Kill the first seeder once the agent is part-way through.
+    await new Promise<void>((resolve) => agent.file.on('piece', () => agent.file.presentCount === 4 && resolve()));
+    await seeds[0]!.node.close();
+    await agent.done;
+    expect(readFileSync(agent.dataPath).equals(bytes)).toBe(true);
+  });
+
+  it('an agent restarted mid-download resumes and does not fetch again the pieces it had verified', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { bytes, metainfo } = makeBlob(16 * MiB);
+    const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
+    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    const first = await peer(dir, 'agent', metainfo);
+    await first.node.connect('127.0.0.1', seed.node.port, metainfo.digest);
+    await new Promise<void>((resolve) => first.file.on('piece', () => first.file.presentCount === 6 && resolve()));
+    await first.node.close();
+    await first.file.close();
+    const had = first.file.presentCount;
+    const servedBefore = seed.swarm.served;
+    const again = await peer(dir, 'agent', metainfo);
+    const resumed = again.file.presentCount;
+    expect(resumed).toBeGreaterThanOrEqual(had);
+    await again.node.connect('127.0.0.1', seed.node.port, metainfo.digest);
+    await again.done;
+    expect(readFileSync(again.dataPath).equals(bytes)).toBe(true);
+    // Exactly the missing pieces were fetched after the restart; none of the verified ones again.
+    expect(again.swarm.received.peer + again.swarm.received.origin).toBe((metainfo.pieces.length - resumed) * MiB);
+    expect(seed.swarm.served - servedBefore).toBeLessThanOrEqual((metainfo.pieces.length - resumed) * MiB);
+  });
+
   it('refuses a connection for a blob the node does not serve', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
     const { metainfo } = makeBlob(2 * MiB);
