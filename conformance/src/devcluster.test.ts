@@ -8,7 +8,7 @@ import { KRILL_BIN, freePort } from './harness/krill-process.js';
 import { copy, inspect } from './harness/skopeo.js';
 
 describe('krill devcluster', () => {
-  it('starts origins, build-index and proxy as processes, serves a push and a pull, and stops them all on SIGINT', async () => {
+  it('starts origins, tracker, build-index and proxy as processes, serves a push and a pull, and stops them all on SIGINT', async () => {
     const work = mkdtempSync(join(tmpdir(), 'krill-devcluster-'));
     // The layout uses base..base+22; a free base below the ephemeral range almost always has them free too.
     const base = await freePort();
@@ -22,7 +22,7 @@ describe('krill devcluster', () => {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`devcluster did not come up:\n${out}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const port of [base, base + 2, base + 4, base + 12, base + 22]) expect(out).toContain(`http://127.0.0.1:${port}`);
+    for (const port of [base, base + 2, base + 3, base + 4, base + 12, base + 22]) expect(out).toContain(`http://127.0.0.1:${port}`);
     const img = await smallImage(join(work, 'img'), 'v1', 'devcluster');
     const ref = `docker://127.0.0.1:${base}/demo/app:v1`;
     await copy(`oci:${img.dir}:v1`, ref);

@@ -34,6 +34,12 @@ export function devclusterLayout(dir: string, base: number, origins: number): Co
     },
   }));
   list.push({
+    name: 'tracker',
+    command: 'tracker',
+    url: `http://${host}:${base + 3}`,
+    config: { listen: { host, port: base + 3 }, origins: { urls: originUrls } },
+  });
+  list.push({
     name: 'build-index',
     command: 'build-index',
     url: buildIndexUrl,
@@ -50,17 +56,17 @@ export function devclusterLayout(dir: string, base: number, origins: number): Co
 
 export const devclusterCommand: Command = {
   name: 'devcluster',
-  summary: 'run a local krill cluster on loopback (origins, build-index, proxy) until Ctrl-C',
+  summary: 'run a local krill cluster on loopback (origins, tracker, build-index, proxy) until Ctrl-C',
   help: () => [
     'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N]',
     '',
     'Starts a krill cluster on 127.0.0.1 with each component in its own process: N origins (a',
-    'filesystem backend under DIR/backend), the build-index and the push proxy. Prints their',
+    'filesystem backend under DIR/backend), a tracker, the build-index and the push proxy. Prints their',
     'addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
     '',
     'Options:',
     '  --dir DIR        state directory (default .krill/devcluster)',
-    '  --base-port N    proxy port; build-index N+4, origins N+2, N+12, ... (default 15000)',
+    '  --base-port N    proxy port; tracker N+3, build-index N+4, origins N+2, N+12, ... (default 15000)',
     '  --origins N      number of origins (default 3)',
     '',
   ].join('\n'),
