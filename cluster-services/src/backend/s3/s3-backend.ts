@@ -76,7 +76,9 @@ export function createS3Backend(options: S3BackendOptions): Backend {
     async upload(namespace: string, digest: Digest, body: Readable, size: number, signal?: AbortSignal): Promise<void> {
       // The SDK stops its requests on abort, but a read waiting on a stalled body needs this.
       const onAbort = (): void => {
-        body.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+        // Destroyed without an error: before the body is being read nobody listens for one, and an
+        // unheard 'error' would crash the process. Readers see a premature close instead.
+        body.destroy();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       try {

@@ -236,7 +236,8 @@ describe('proxy: upload sessions over time', () => {
     const url = await session();
     await fetch(url, { method: 'PATCH', body: 'abandoned' });
     await expect.poll(() => fetch(url).then((r) => r.status), { timeout: 5000, interval: 250 }).toBe(404);
-    expect(readdirSync(uploadDir)).toEqual([]);
+    // The session leaves the table before its spool file is deleted.
+    await expect.poll(() => readdirSync(uploadDir), { timeout: 5000, interval: 50 }).toEqual([]);
   });
 
   it('spool files of a previous run are removed at start, and nothing else in the directory', async () => {
