@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,11 @@ beforeAll(async () => {
   // The image exists only upstream: pushed there directly, with credentials.
   await copy(`oci:${image.dir}:v1`, `docker://${upstream.host}/team/app:v1`, { destCreds: `${user}:${password}` });
 });
-afterAll(async () => upstream?.close());
+afterAll(async () => {
+  await upstream?.close();
+  // Copies of the images and the servers' stores: hundreds of MB per run.
+  if (work) rmSync(work, { recursive: true, force: true });
+});
 
 function clusterFor(dir: string, pass: string) {
   return startCluster({

@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,11 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'krill-tags-'));
   cluster = await startCluster({ dir: join(work, 'cluster') });
 });
-afterAll(async () => cluster?.close());
+afterAll(async () => {
+  await cluster?.close();
+  // Copies of the images and the servers' stores: hundreds of MB per run.
+  if (work) rmSync(work, { recursive: true, force: true });
+});
 
 describe('mutable tags (acceptance 6)', () => {
   it('push v1, push v2 under the same tag, the next pull gets v2', async () => {
