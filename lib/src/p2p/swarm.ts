@@ -53,6 +53,7 @@ export class Swarm extends EventEmitter {
   /** Bytes of pieces served to others. */
   served = 0;
   private verified = false;
+  private closed = false;
 
   constructor(private readonly o: SwarmOptions) {
     super();
@@ -62,7 +63,7 @@ export class Swarm extends EventEmitter {
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
     o.file.on('piece', (i: number) => this.announce(i));
-    if (o.file.complete) void this.verify();
+    if (o.file.complete) this.verifySafely();
   }
 
   get file(): PieceFile {
@@ -77,14 +78,27 @@ export class Swarm extends EventEmitter {
     const peer: Peer = { key, wire, has, asked: new Map(), origin, bytesIn: 0 };
     this.peers.set(key, peer);
     this.picker.addPeer((i) => has[i] === 1, 1);
-    wire.on('message', (m: WireMessage) => void this.onMessage(peer, m));
+    wire.on('message', (m: WireMessage) => {
+      this.onMessage(peer, m).catch((err: unknown) => this.failed(peer, err));
+    });
     wire.once('close', () => this.drop(peer));
     this.fill(peer);
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
     for (const p of this.peers.values()) p.wire.close();
+  }
+
+  /**
+   * A handler failed (the piece file was closed under it, a disk error): after close() that is
+   * expected and ignored; otherwise the peer is dropped and `warning` emitted.
+   */
+  private failed(peer: Peer, err: unknown): void {
+    if (this.closed) return;
+    this.emit('warning', err);
+    peer.wire.close();
   }
 
   private async onMessage(peer: Peer, m: WireMessage): Promise<void> {
@@ -147,7 +161,7 @@ export class Swarm extends EventEmitter {
       }
       void p.wire.send({ type: 'have', index }).catch(() => undefined);
     }
-    if (this.o.file.complete) void this.verify();
+    if (this.o.file.complete) this.verifySafely();
     else this.fillAll();
   }
 
@@ -191,6 +205,10 @@ export class Swarm extends EventEmitter {
     this.picker.addPeer((i) => peer.has[i] === 1, -1);
     for (const index of peer.asked.keys()) this.picker.settled(index);
     this.fillAll();
+  }
+
+  private verifySafely(): void {
+    this.verify().catch((err: unknown) => { if (!this.closed) this.emit('warning', err); });
   }
 
   /** The whole blob against its digest: only then is it complete. */
