@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -88,7 +88,11 @@ describe('origin crash (acceptance 4)', () => {
     for await (const c of got.body) h.update(c as Buffer);
     expect(`sha256:${h.digest('hex')}`).toBe(big.d);
 
-    // What the killed origin left on disk: only verified blobs; its partial upload never became visible.
+    // What the killed origin left on disk: a partial upload in its temporary area (so the kill
+    // really came mid-transfer), and among its blobs only verified ones, not the partial upload.
+    const partial = readdirSync(join(root, 'origin-0', 'tmp')).map((d) => join(root, 'origin-0', 'tmp', d, 'data')).filter(existsSync);
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.every((f) => statSync(f).size < big.b.length)).toBe(true);
     const left = verifyStore(join(root, 'origin-0'));
     expect(left).not.toContain(big.d);
     expect(left).toContain(queued.d);
@@ -98,6 +102,12 @@ describe('origin crash (acceptance 4)', () => {
     procs[0] = await start(0);
     expect(readdirSync(join(root, 'origin-0', 'tmp'))).toEqual([]);
     expect((await fetch(`${urls[0]}/blobs/${big.d}?local=1`, { method: 'HEAD' })).status).toBe(404);
+    // Everything the restarted origin serves hashes to its digest.
+    for (const d of verifyStore(join(root, 'origin-0'))) {
+      const res = await fetch(`${urls[0]}/blobs/${d}?local=1`);
+      expect(res.status).toBe(200);
+      expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(d);
+    }
     const backend0 = createFsBackend({ root: join(root, 'backend-0'), logger });
     const deadline = Date.now() + 15_000;
     while (!(await backend0.stat('team/app', queued.d).then(() => true, () => false))) {

@@ -1,105 +1,124 @@
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent } from 'undici';
 import {
-  InvalidArgumentError, UnavailableError, createHashRing, errorFromBody, isKrillError,
-  type Digest, type KrillError, type Logger, type Metainfo,
+  InvalidArgumentError, UnavailableError, createHashRing, isKrillError,
+  type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
+import { blobUrl, call, firstOf } from './attempts.js';
 import type { BlobSource, OriginClient } from './origin-client.js';
+import { ResumingBody, type Reopen } from './resuming-body.js';
 
 export interface OriginClientOptions {
   /** Base URLs of every origin. */
   origins: string[];
   replicas?: number;
   logger: Logger;
-  /** Time to wait for response headers, in ms; bodies of any length may take longer. */
+  /** Time to wait for response headers, in ms; bodies of any length may take longer. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * Time to wait for the headers of a read that may make the origin fetch the blob from its
+   * backend first (the origin answers once the whole blob is verified in its store). Default 10
+   * minutes: a GiB from a backend at 2 MB/s.
+   */
+  missTimeoutMs?: number;
 }
 
-type Attempt<T> = (origin: string) => Promise<T>;
+/** 1 MiB body buffers: a GiB streams through in a thousand chunks instead of sixteen thousand. */
+const BODY_BUFFER = 1024 * 1024;
 
 /** The origin client over HTTP (see OriginClient). */
 export function createOriginClient(options: OriginClientOptions): OriginClient {
   const ring = createHashRing({ nodes: options.origins, replicas: options.replicas ?? 3 });
+  // Bodies stall only when an origin does; five minutes without a byte means it is gone.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: 300_000, connections: 64 });
+  const missTimeoutMs = options.missTimeoutMs ?? 600_000;
   const log = options.logger;
-
-  /** Tries `nodes` in order; a network error, 5xx or (when `nextOn404`) 404 moves to the next. */
-  async function firstOf<T>(what: string, nodes: string[], attempt: Attempt<T>, nextOn404: boolean): Promise<T> {
-    let last: unknown;
-    for (const node of nodes) {
-      try {
-        return await attempt(node);
-      } catch (err) {
-        last = err;
-        const krill = isKrillError(err) ? err : undefined;
-        if (krill && krill.category !== 'Unavailable' && !(nextOn404 && krill.category === 'NotFound')) throw err;
-        log.debug({ peer: node, err: (err as Error).message }, `${what}: trying the next origin`);
-      }
-    }
-    if (isKrillError(last) && last.category === 'NotFound') throw last;
-    throw new UnavailableError(`${what}: no origin answered (${(last as Error | undefined)?.message ?? 'no origins'})`, { code: 'ERR_ORIGIN_UNAVAILABLE', cause: last });
-  }
-
-  async function call(method: Dispatcher.HttpMethod, url: string, what: string, extra: Partial<Dispatcher.RequestOptions> = {}): Promise<Dispatcher.ResponseData<unknown>> {
-    let res: Dispatcher.ResponseData<unknown>;
-    try {
-      res = (await request(url, { method, dispatcher, ...extra } as Parameters<typeof request>[1])) as Dispatcher.ResponseData<unknown>;
-    } catch (err) {
-      throw new UnavailableError(`${what}: ${(err as Error).message}`, { code: 'ERR_ORIGIN_UNAVAILABLE', cause: err });
-    }
-    if (res.statusCode >= 400) throw await failure(res, what);
-    return res;
-  }
-
-  const blobUrl = (origin: string, digest: Digest, ns: string | undefined, local: boolean) =>
-    `${origin}/blobs/${digest}?${ns === undefined ? '' : `namespace=${encodeURIComponent(ns)}`}${local ? '&local=1' : ''}`;
 
   /** Reads prefer origins that hold the blob; only then is one owner asked to fetch it from the backend. */
   async function read<T>(what: string, digest: Digest, attempt: (origin: string, local: boolean) => Promise<T>): Promise<T> {
     const ranked = ring.ranked(digest);
     try {
-      return await firstOf(what, ranked, (o) => attempt(o, true), true);
+      return await firstOf(log, what, ranked, (o) => attempt(o, true), true);
     } catch (err) {
       if (!(isKrillError(err) && err.category === 'NotFound')) throw err;
     }
-    return firstOf(what, ranked.slice(0, ring.replicas), (o) => attempt(o, false), false);
+    return firstOf(log, what, ranked.slice(0, ring.replicas), (o) => attempt(o, false), false);
+  }
+
+  /** GETs the blob (or the inclusive range) from one origin. */
+  async function get(origin: string, namespace: string, digest: Digest, local: boolean, range: { start: number; end: number } | undefined, signal?: AbortSignal) {
+    const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end}` } : {};
+    const res = await call(dispatcher, 'GET', blobUrl(origin, digest, namespace, local), `origin ${origin} download ${digest}`, {
+      headers, highWaterMark: BODY_BUFFER, ...(local ? {} : { headersTimeout: missTimeoutMs }), ...(signal ? { signal } : {}),
+    });
+    const total = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
+    return { origin, size: total ? Number(total[1]) : Number(res.headers['content-length']), body: res.body as unknown as Readable };
+  }
+
+  /**
+   * When the origin serving a download breaks off, the rest is read with a Range request from
+   * the other origins that hold the blob, so a reader survives the loss of the origin it was
+   * reading from. The bytes are the same on every origin (content-addressed, verified).
+   */
+  function resumer(namespace: string, digest: Digest, firstOrigin: string, end: number, signal?: AbortSignal): Reopen {
+    const failed = new Set<string>([firstOrigin]);
+    return async (from, cause) => {
+      if (signal?.aborted) throw cause;
+      log.warn({ digest, err: cause.message, offset: from }, 'download broke off; resuming from another origin');
+      const others = ring.ranked(digest).filter((o) => !failed.has(o));
+      try {
+        return (await firstOf(log, `resume ${digest}`, others, (o) => {
+          failed.add(o);
+          return get(o, namespace, digest, true, { start: from, end }, signal);
+        }, true)).body;
+      } catch (err) {
+        throw new UnavailableError(`download ${digest} broke off at byte ${from} (${cause.message}) and no other origin could resume it`, { code: 'ERR_ORIGIN_UNAVAILABLE', cause: err });
+      }
+    };
   }
 
   const client: OriginClient = {
     owners: (digest) => ring.owners(digest),
     async stat(namespace, digest, signal) {
       return read(`stat ${digest}`, digest, async (o, local) => {
-        const res = await call('HEAD', blobUrl(o, digest, namespace, local), `origin ${o} stat ${digest}`, signal ? { signal } : {});
+        const res = await call(dispatcher, 'HEAD', blobUrl(o, digest, namespace, local), `origin ${o} stat ${digest}`, signal ? { signal } : {});
         await res.body.dump();
         return { size: Number(res.headers['content-length']) };
       });
     },
     async download(namespace, digest, opts = {}) {
-      return read(`download ${digest}`, digest, async (o, local) => {
-        const headers: Record<string, string> = opts.range ? { range: `bytes=${opts.range.start}-${opts.range.end}` } : {};
-        // 1 MiB body buffers: a GiB streams through in a thousand chunks instead of sixteen thousand.
-        const res = await call('GET', blobUrl(o, digest, namespace, local), `origin ${o} download ${digest}`, { headers, highWaterMark: 1024 * 1024, ...(opts.signal ? { signal: opts.signal } : {}) });
-        const range = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
-        return { size: range ? Number(range[1]) : Number(res.headers['content-length']), body: res.body as unknown as Readable };
-      });
+      const first = await read(`download ${digest}`, digest, (o, local) => get(o, namespace, digest, local, opts.range, opts.signal));
+      const start = opts.range?.start ?? 0;
+      const end = opts.range ? Math.min(opts.range.end, first.size - 1) : first.size - 1;
+      const body = new ResumingBody(first.body, start, end, resumer(namespace, digest, first.origin, end, opts.signal), BODY_BUFFER);
+      return { size: first.size, body };
     },
     async fetchBytes(namespace, digest, maxBytes, signal) {
+      const tooBig = (n: number) => new InvalidArgumentError(`blob ${digest} is ${n} bytes or more, more than the ${maxBytes} allowed here`, { code: 'ERR_SIZE_INVALID' });
       const { size, body } = await client.download(namespace, digest, signal ? { signal } : {});
       if (size > maxBytes) {
         body.destroy();
-        throw new InvalidArgumentError(`blob ${digest} is ${size} bytes, more than the ${maxBytes} allowed here`, { code: 'ERR_SIZE_INVALID' });
+        throw tooBig(size);
       }
       const chunks: Buffer[] = [];
-      for await (const c of body) chunks.push(c as Buffer);
+      let got = 0;
+      for await (const c of body) {
+        got += (c as Buffer).length;
+        // The origin announced the size; bytes beyond it are refused all the same.
+        if (got > maxBytes) {
+          body.destroy();
+          throw tooBig(got);
+        }
+        chunks.push(c as Buffer);
+      }
       return Buffer.concat(chunks);
     },
     async upload(namespace, digest, source: BlobSource, signal) {
-      const nodes = ring.ranked(digest);
-      await firstOf(`upload ${digest}`, nodes, async (o) => {
+      await firstOf(log, `upload ${digest}`, ring.ranked(digest), async (o) => {
         const body = await source.open();
-        const res = await call('PUT', `${o}/blobs/${digest}?namespace=${encodeURIComponent(namespace)}`, `origin ${o} upload ${digest}`, {
+        const res = await call(dispatcher, 'PUT', `${o}/blobs/${digest}?namespace=${encodeURIComponent(namespace)}`, `origin ${o} upload ${digest}`, {
           body, headers: { 'content-length': String(source.size), 'content-type': 'application/octet-stream' }, ...(signal ? { signal } : {}),
-        }).catch((err) => {
+        }).catch((err: unknown) => {
           body.destroy();
           throw err;
         });
@@ -109,24 +128,19 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
     async metainfo(namespace, digest, signal) {
       return read(`metainfo ${digest}`, digest, async (o, local) => {
         const url = `${o}/blobs/${digest}/metainfo${local ? '' : `?namespace=${encodeURIComponent(namespace)}`}`;
-        const res = await call('GET', url, `origin ${o} metainfo ${digest}`, signal ? { signal } : {});
+        const res = await call(dispatcher, 'GET', url, `origin ${o} metainfo ${digest}`, { ...(local ? {} : { headersTimeout: missTimeoutMs }), ...(signal ? { signal } : {}) });
         return (await res.body.json()) as Metainfo;
       });
     },
     async close() {
-      await dispatcher.close();
+      // Downloads still being read get a few seconds to finish; a body its reader abandoned
+      // without destroying it would otherwise hold close forever.
+      let timer: NodeJS.Timeout | undefined;
+      const bounded = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 5_000); });
+      if ((await Promise.race([dispatcher.close(), bounded])) === 'timeout') await dispatcher.destroy();
+      clearTimeout(timer);
     },
   };
   return client;
 }
 
-async function failure(res: Dispatcher.ResponseData<unknown>, what: string): Promise<KrillError> {
-  let body: unknown;
-  try {
-    body = await res.body.json();
-  } catch {
-    // HEAD answers carry no body; a 404 there is a missing blob like any other.
-    body = res.statusCode === 404 ? { category: 'NotFound', code: 'ERR_BLOB_NOT_FOUND', message: 'blob not found' } : undefined;
-  }
-  return errorFromBody(res.statusCode, body, what);
-}

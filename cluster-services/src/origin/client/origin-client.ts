@@ -25,7 +25,9 @@ export interface OriginClient {
   stat(namespace: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number }>;
   /**
    * Streams the blob, or the inclusive byte range, from the first origin that has it (fetching it
-   * from the backend on a miss). The caller consumes or destroys `body`.
+   * from the backend on a miss). If that origin breaks off mid-body, the rest is read with a
+   * Range request from another origin that holds the blob, so `body` errors only when none can.
+   * The caller consumes or destroys `body`.
    */
   download(namespace: string, digest: Digest, options?: { range?: { start: number; end: number }; signal?: AbortSignal }): Promise<{ size: number; body: Readable }>;
   /** Reads a small blob (a manifest) into memory; InvalidArgument ERR_SIZE_INVALID above `maxBytes`. */

@@ -5,7 +5,10 @@ import type { BlobStore } from '../store/blob-store.js';
 
 /**
  * Fetches a blob missing from the store from its namespace's backend, verified into the store.
- * Concurrent requests for the same digest share one download.
+ * Concurrent requests for the same blob in the same namespace share one download; requests
+ * under another namespace fetch on their own, since that namespace may route to another backend.
+ * The download runs to its end even when the request that started it goes away, because other
+ * requests may be waiting for it, and the blob is then in the store for the next reader.
  */
 export interface MissFetcher {
   /** Ensures the blob is in the store. NotFound (ERR_BLOB_NOT_FOUND) when no backend has it. */
@@ -15,7 +18,7 @@ export interface MissFetcher {
 }
 
 export function createMissFetcher(o: { store: BlobStore; router: BackendRouter; logger: Logger; fetches?: Counter }): MissFetcher {
-  const inflight = new Map<Digest, Promise<void>>();
+  const inflight = new Map<string, Promise<void>>();
   const missing = (d: Digest, ns?: string) =>
     new NotFoundError(`blob ${d} is not on this origin${ns === undefined ? '' : ` nor in the backend for namespace ${JSON.stringify(ns)}`}`, { code: 'ERR_BLOB_NOT_FOUND' });
 
@@ -44,10 +47,11 @@ export function createMissFetcher(o: { store: BlobStore; router: BackendRouter; 
       } catch {
         // Not here: fetch below.
       }
-      let p = inflight.get(digest);
+      const key = `${namespace}\0${digest}`;
+      let p = inflight.get(key);
       if (!p) {
-        p = fetchOnce(namespace, digest).finally(() => inflight.delete(digest));
-        inflight.set(digest, p);
+        p = fetchOnce(namespace, digest).finally(() => inflight.delete(key));
+        inflight.set(key, p);
       }
       await p;
     },

@@ -1,134 +1,108 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256, silentLogger, validateConfig, type Digest } from '@krill/lib';
-import { createFsBackend } from '../../backend/index.js';
-import { createOriginClient } from '../client/http-origin-client.js';
-import type { OriginClient } from '../client/origin-client.js';
-import { originConfigSchema, type OriginConfig } from '../config.js';
-import { startOrigin, type RunningOrigin } from './origin-server.js';
+import { sha256 } from '@krill/lib';
+import {
+  bufferSource, eventually, headStatus, randomBlob, readAll, startOriginCluster, type OriginCluster,
+} from '../testing/origin-cluster.js';
 
-const logger = silentLogger();
-let running: RunningOrigin[] = [];
-let clients: OriginClient[] = [];
+let clusters: OriginCluster[] = [];
 afterEach(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(running.map((o) => o.close()));
-  running = [];
-  clients = [];
+  await Promise.all(clusters.map((c) => c.close()));
+  clusters = [];
 });
-
-async function cluster(n: number, root = mkdtempSync(join(tmpdir(), 'krill-origins-')), extra: Partial<OriginConfig> = {}) {
-  const backendRoot = join(root, 'backend');
-  const origins: RunningOrigin[] = [];
-  for (let i = 0; i < n; i++) {
-    const config = validateConfig<OriginConfig>(originConfigSchema, {
-      listen: { port: 0 }, store: { dir: join(root, `o${i}`) }, backends: [{ namespace: '.*', fs: { root: backendRoot } }],
-      writeback: { retryMinMs: 50, retryMaxMs: 200, replicaDelayMs: 3_600_000 }, ...extra,
-    });
-    origins.push(await startOrigin(config, { logger }));
-  }
-  running.push(...origins);
-  const urls = origins.map((o) => o.url);
-  for (const o of origins) o.setCluster(urls);
-  const client = createOriginClient({ origins: urls, logger });
-  clients.push(client);
-  return { origins, urls, client, backend: createFsBackend({ root: backendRoot, logger }), root };
+async function cluster(...args: Parameters<typeof startOriginCluster>): Promise<OriginCluster> {
+  const c = await startOriginCluster(...args);
+  clusters.push(c);
+  return c;
 }
+const inBackend = (c: OriginCluster, ns: string, d: ReturnType<typeof sha256>) => c.backend.stat(ns, d).then(() => true, () => false);
+const metric = async (urls: string[], re: RegExp) =>
+  (await Promise.all(urls.map(async (u) => Number(re.exec(await (await fetch(`${u}/metrics`)).text())?.[1] ?? 0)))).reduce((a, n) => a + n, 0);
 
-const blob = (n: number) => { const b = randomBytes(n); return { b, d: sha256(b) }; };
-const source = (b: Buffer) => ({ size: b.length, open: () => Readable.from([b]) });
-async function bytes(s: Readable): Promise<Buffer> {
-  const c: Buffer[] = [];
-  for await (const x of s) c.push(x as Buffer);
-  return Buffer.concat(c);
-}
-async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-const head = async (url: string, d: Digest) => (await fetch(`${url}/blobs/${d}`, { method: 'HEAD' })).status;
-
-describe('origin server and client', () => {
-  it('uploads to the owners, replicates, writes back and serves from any origin', async () => {
-    const { urls, client, backend } = await cluster(3);
-    const { b, d } = blob(3 * 1024 * 1024);
-    await client.upload('team/app', d, source(b));
-    await eventually(async () => (await Promise.all(urls.map((u) => head(u, d)))).every((s) => s === 200));
-    await eventually(async () => (await backend.stat('team/app', d).then(() => true, () => false)));
-    const { size, body } = await client.download('team/app', d);
-    expect(size).toBe(b.length);
-    expect((await bytes(body)).equals(b)).toBe(true);
-    const part = await client.download('team/app', d, { range: { start: 100, end: 199 } });
-    expect((await bytes(part.body)).equals(b.subarray(100, 200))).toBe(true);
-    expect(await client.stat('team/app', d)).toEqual({ size: b.length });
-    expect((await client.metainfo('team/app', d)).pieces).toHaveLength(3);
-  });
-
-  it('fails over to the next owner when the first is down', async () => {
-    const { origins, client } = await cluster(3);
-    const { b, d } = blob(100_000);
-    const first = client.owners(d)[0]!;
-    await origins.find((o) => o.url === first)!.close();
-    await client.upload('team/app', d, source(b));
-    expect((await bytes((await client.download('team/app', d)).body)).equals(b)).toBe(true);
+describe('origin server', () => {
+  it('stores an upload on every owner, writes it back and serves it from each', async () => {
+    const c = await cluster(3);
+    const { b, d } = randomBlob(3 * 1024 * 1024);
+    await c.client.upload('team/app', d, bufferSource(b));
+    await eventually(async () => (await Promise.all(c.urls.map((u) => headStatus(u, d)))).every((s) => s === 200));
+    await eventually(() => inBackend(c, 'team/app', d));
+    for (const u of c.urls) {
+      const res = await fetch(`${u}/blobs/${d}?local=1`);
+      expect(Buffer.from(await res.arrayBuffer()).equals(b)).toBe(true);
+    }
+    const part = await fetch(`${c.urls[0]}/blobs/${d}`, { headers: { range: 'bytes=100-199' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe(`bytes 100-199/${b.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(b.subarray(100, 200))).toBe(true);
+    expect((await fetch(`${c.urls[0]}/blobs/${d}`, { headers: { range: `bytes=${b.length}-` } })).status).toBe(400);
+    expect(await (await fetch(`${c.urls[1]}/blobs/${d}/locations`)).json()).toEqual({ owners: c.client.owners(d) });
+    expect(await metric(c.urls, /krill_origin_replications_total\{result="ok"[^}]*\} (\d+)/)).toBe(2);
+    expect(await metric(c.urls, /krill_origin_store_blobs\{[^}]*\} (\d+)/)).toBe(3);
   });
 
   it('fetches a blob missing from every origin from the backend once for concurrent readers', async () => {
-    const { client, backend, urls } = await cluster(2);
-    const { b, d } = blob(2 * 1024 * 1024);
-    await backend.upload('team/app', d, Readable.from([b]), b.length);
-    const [x, y] = await Promise.all([client.download('team/app', d), client.download('team/app', d)]);
-    expect((await bytes(x.body)).equals(b)).toBe(true);
-    expect((await bytes(y.body)).equals(b)).toBe(true);
-    const metrics = await Promise.all(urls.map(async (u) => (await fetch(`${u}/metrics`)).text()));
-    const fetched = metrics.map((m) => Number(/krill_origin_fetch_on_miss_total\{result="ok"[^}]*\} (\d+)/.exec(m)?.[1] ?? 0));
-    expect(fetched.reduce((a, n) => a + n, 0)).toBe(1);
-    expect(await client.stat('other/app', sha256('absent')).catch((e) => e.code)).toBe('ERR_BLOB_NOT_FOUND');
+    const c = await cluster(2);
+    const { b, d } = randomBlob(2 * 1024 * 1024);
+    await c.backend.upload('team/app', d, Readable.from([b]), b.length);
+    const [x, y] = await Promise.all([c.client.download('team/app', d), c.client.download('team/app', d)]);
+    expect((await readAll(x.body)).equals(b)).toBe(true);
+    expect((await readAll(y.body)).equals(b)).toBe(true);
+    expect(await metric(c.urls, /krill_origin_fetch_on_miss_total\{result="ok"[^}]*\} (\d+)/)).toBe(1);
+    // A namespace whose backend lacks the blob is not answered from another namespace's fetch.
+    expect(await c.client.stat('other/app', sha256('absent')).catch((e) => e.code)).toBe('ERR_BLOB_NOT_FOUND');
+    const missing = await fetch(`${c.urls[0]}/blobs/${sha256('absent')}?namespace=team/app`);
+    expect(missing.status).toBe(404);
+    expect((await missing.json()).code).toBe('ERR_BLOB_NOT_FOUND');
   });
 
   it('rejects bad digests and mismatched bytes, storing nothing', async () => {
-    const { urls } = await cluster(1);
-    const [u] = urls as [string];
-    const bad = await fetch(`${u}/blobs/sha256:zz`);
-    expect(bad.status).toBe(400);
-    expect((await bad.json()).code).toBe('ERR_DIGEST_INVALID');
+    const c = await cluster(1);
+    const [u] = c.urls as [string];
+    const cases = { 'sha256:zz': 'ERR_DIGEST_INVALID', [`sha256:${'A'.repeat(64)}`]: 'ERR_DIGEST_INVALID', '..%2F..%2Fetc': 'ERR_DIGEST_INVALID', 'md5:abc': 'ERR_DIGEST_UNSUPPORTED' };
+    for (const [bad, want] of Object.entries(cases)) {
+      const res = await fetch(`${u}/blobs/${bad}`);
+      expect(res.status).toBe(400);
+      expect((await res.json()).code).toBe(want);
+    }
     const d = sha256('expected');
     const put = await fetch(`${u}/blobs/${d}?namespace=team/app`, { method: 'PUT', body: 'something else' });
     expect(put.status).toBe(400);
     expect((await put.json()).code).toBe('ERR_DIGEST_MISMATCH');
-    expect(await head(u, d)).toBe(404);
+    expect(await headStatus(u, d)).toBe(404);
     const noNs = await fetch(`${u}/blobs/${sha256('x')}`, { method: 'PUT', body: 'x' });
     expect((await noNs.json()).code).toBe('ERR_NAMESPACE_INVALID');
+    const commit = await fetch(`${u}/uploads/${'0'.repeat(32)}/commit?digest=nonsense&namespace=team/app`, { method: 'PUT' });
+    expect((await commit.json()).code).toBe('ERR_DIGEST_INVALID');
+    expect((await (await fetch(`${u}/uploads/..%2F..%2Fetc`)).json()).code).toBe('ERR_UPLOAD_NOT_FOUND');
+    expect(readdirSync(join(c.root, 'o0', 'tmp'))).toEqual([]);
   });
 
-  it('takes chunked uploads and discards a truncated one at commit', async () => {
-    const { urls } = await cluster(1);
-    const [u] = urls as [string];
-    const { b, d } = blob(10_000);
+  it('takes chunked uploads by offset or Content-Range and discards a truncated one at commit', async () => {
+    const c = await cluster(1);
+    const [u] = c.urls as [string];
+    const { b, d } = randomBlob(10_000);
     const start = async () => ((await (await fetch(`${u}/uploads?namespace=team/app`, { method: 'POST' })).json()) as { id: string }).id;
+    const patch = (id: string, body: Buffer, headers: Record<string, string>) => fetch(`${u}/uploads/${id}`, { method: 'PATCH', body, headers });
     const id = await start();
-    const p1 = await fetch(`${u}/uploads/${id}`, { method: 'PATCH', body: b.subarray(0, 4000), headers: { 'upload-offset': '0' } });
-    expect(p1.headers.get('upload-offset')).toBe('4000');
-    const wrong = await fetch(`${u}/uploads/${id}`, { method: 'PATCH', body: b.subarray(0, 10), headers: { 'upload-offset': '10' } });
-    expect((await wrong.json()).code).toBe('ERR_UPLOAD_OFFSET');
-    await fetch(`${u}/uploads/${id}`, { method: 'PATCH', body: b.subarray(4000), headers: { 'upload-offset': '4000' } });
+    expect((await patch(id, b.subarray(0, 4000), { 'upload-offset': '0' })).headers.get('upload-offset')).toBe('4000');
+    expect((await (await patch(id, b.subarray(0, 10), { 'upload-offset': '10' })).json()).code).toBe('ERR_UPLOAD_OFFSET');
+    expect((await (await patch(id, b.subarray(4000, 4010), { 'content-range': '4000-4019' })).json()).code).toBe('ERR_SIZE_INVALID');
+    expect((await fetch(`${u}/uploads/${id}`)).headers.get('upload-offset')).toBe('4010');
+    expect((await patch(id, b.subarray(4010), { 'content-range': `4010-${b.length - 1}` })).status).toBe(204);
     expect((await fetch(`${u}/uploads/${id}/commit?digest=${d}&namespace=team/app`, { method: 'PUT' })).status).toBe(201);
-    expect(await head(u, d)).toBe(200);
+    expect(await headStatus(u, d)).toBe(200);
 
-    const { b: b2, d: d2 } = blob(10_000);
+    const { b: b2, d: d2 } = randomBlob(10_000);
     const id2 = await start();
-    await fetch(`${u}/uploads/${id2}`, { method: 'PATCH', body: b2.subarray(0, 6000) });
+    await patch(id2, b2.subarray(0, 6000), {});
     const commit = await fetch(`${u}/uploads/${id2}/commit?digest=${d2}&namespace=team/app`, { method: 'PUT' });
     expect(commit.status).toBe(400);
     expect((await commit.json()).code).toBe('ERR_DIGEST_MISMATCH');
-    expect(await head(u, d2)).toBe(404);
+    expect(await headStatus(u, d2)).toBe(404);
+    expect((await fetch(`${u}/uploads/${id2}`)).status).toBe(404);
   });
 
   it('retries a failing write-back until the backend takes it', async () => {
@@ -136,12 +110,14 @@ describe('origin server and client', () => {
     mkdirSync(root, { recursive: true });
     // A file where the backend's directory should be makes every write fail.
     writeFileSync(join(root, 'backend'), 'in the way');
-    const { client, backend } = await cluster(1, root);
-    const { b, d } = blob(1000);
-    await client.upload('team/app', d, source(b));
+    const c = await cluster(1, { root });
+    const { b, d } = randomBlob(1000);
+    await c.client.upload('team/app', d, bufferSource(b));
     await new Promise((r) => setTimeout(r, 300));
-    expect(await backend.stat('team/app', d).then(() => true, () => false)).toBe(false);
+    expect(await inBackend(c, 'team/app', d)).toBe(false);
+    expect((await fetch(`${c.urls[0]}/blobs/${d}`, { method: 'DELETE' })).status).toBe(412);
     rmSync(join(root, 'backend'));
-    await eventually(async () => backend.stat('team/app', d).then(() => true, () => false));
+    await eventually(() => inBackend(c, 'team/app', d));
+    await eventually(async () => (await fetch(`${c.urls[0]}/blobs/${d}`, { method: 'DELETE' })).status === 204);
   });
 });

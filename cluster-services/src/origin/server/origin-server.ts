@@ -33,11 +33,15 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
     retryMinMs: config.writeback.retryMinMs, retryMaxMs: config.writeback.retryMaxMs, concurrency: config.writeback.concurrency,
   });
   new Gauge({ name: 'krill_origin_store_bytes', help: 'Bytes of verified blobs in the store.', registers: [metrics], collect() { this.set(store.usedBytes()); } });
+  new Gauge({ name: 'krill_origin_store_blobs', help: 'Verified blobs in the store.', registers: [metrics], collect() { this.set(store.index.count); } });
   const fetches = new Counter({ name: 'krill_origin_fetch_on_miss_total', help: 'Blobs fetched from a backend on a miss, by result.', labelNames: ['result'], registers: [metrics] });
   const replications = new Counter({ name: 'krill_origin_replications_total', help: 'Copies to other owners, by result.', labelNames: ['result'], registers: [metrics] });
   const fetcher = createMissFetcher({ store, router, logger, fetches });
   // Replication streams whole blobs to peers; keep-alive connections are reused between blobs.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000 });
+  // Copies still running at close are cut off: the blob is durable here and in the write-back queue.
+  const stopping = new AbortController();
+  const copying = new Set<Promise<void>>();
 
   let self = config.advertiseUrl ?? '';
   let ring: HashRing | undefined;
@@ -50,7 +54,11 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
     ring: () => ring!,
     replicaDelayMs: config.writeback.replicaDelayMs,
     replicate: (namespace, digest) => {
-      void replicate({ digest, namespace, self, ring: ring!, store, dispatcher, logger, onResult: (ok) => replications.inc({ result: ok ? 'ok' : 'error' }) });
+      const p = replicate({
+        digest, namespace, self, ring: ring!, store, dispatcher, logger, signal: stopping.signal,
+        onResult: (ok) => replications.inc({ result: ok ? 'ok' : 'error' }),
+      }).finally(() => copying.delete(p));
+      copying.add(p);
     },
   });
 
@@ -70,6 +78,8 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
     setCluster,
     close: once(async () => {
       await service.close();
+      stopping.abort();
+      await Promise.all(copying);
       await writeback.close();
       await router.close();
       await dispatcher.close();

@@ -9,7 +9,7 @@ import type { BlobStore } from '../store/blob-store.js';
  */
 export async function replicate(o: {
   digest: Digest; namespace: string; self: string; ring: HashRing; store: BlobStore; dispatcher: Dispatcher; logger: Logger;
-  onResult?: (ok: boolean) => void;
+  onResult?: (ok: boolean) => void; signal?: AbortSignal;
 }): Promise<void> {
   const targets = o.ring.owners(o.digest).filter((u) => u !== o.self);
   await Promise.all(targets.map(async (target) => {
@@ -17,7 +17,7 @@ export async function replicate(o: {
       const { size } = await o.store.stat(o.digest);
       const url = `${target}/blobs/${o.digest}?namespace=${encodeURIComponent(o.namespace)}&replica=1`;
       const res = await request(url, {
-        method: 'PUT', dispatcher: o.dispatcher, body: await o.store.open(o.digest),
+        method: 'PUT', dispatcher: o.dispatcher, body: await o.store.open(o.digest), ...(o.signal ? { signal: o.signal } : {}),
         headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' },
       });
       const text = await res.body.text();

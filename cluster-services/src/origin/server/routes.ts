@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import {
   InvalidArgumentError, parseDigest, parseRange, useJsonErrors,
   type Digest, type HashRing, type Logger,
@@ -27,7 +27,8 @@ type Query = { namespace?: string; digest?: string; replica?: string; local?: st
  *   namespace and without `local`, a blob missing here is fetched from the backend first.
  * - `GET /blobs/:digest/metainfo`, `GET /blobs/:digest/locations`, `DELETE /blobs/:digest`.
  * - `PUT /blobs/:digest?namespace=ns[&replica=1]`: the whole blob in one streamed body.
- * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id` with `Upload-Offset`;
+ * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id` with `Upload-Offset: n` or
+ *   `Content-Range: start-end` (where the chunk goes; without either it is appended);
  *   `GET /uploads/:id` → `Upload-Offset`; `PUT /uploads/:id/commit?digest=&namespace=`;
  *   `DELETE /uploads/:id`.
  * Errors are JSON `{ category, code, message }` with the category's HTTP status.
@@ -107,10 +108,14 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
 
   app.patch('/uploads/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
-    const header = req.headers['upload-offset'];
-    const offset = header === undefined ? await d.store.uploadSize(id) : Number(header);
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`Upload-Offset ${JSON.stringify(header)} is invalid`, { code: 'ERR_UPLOAD_OFFSET' });
-    const size = await d.store.append(id, offset, req.body as Readable);
+    const chunk = chunkOf(req);
+    const offset = chunk.start ?? await d.store.uploadSize(id);
+    let body = req.body as Readable;
+    if (chunk.length !== undefined) body = pipeline(body, exactly(chunk.length, id), () => undefined);
+    const size = await d.store.append(id, offset, body);
+    if (chunk.length !== undefined && size !== offset + chunk.length) {
+      throw new InvalidArgumentError(`upload ${id}: the chunk declared ${chunk.length} bytes but ${size - offset} arrived; resume at ${size}`, { code: 'ERR_SIZE_INVALID' });
+    }
     return reply.code(204).header('upload-offset', size).send();
   });
 
@@ -141,4 +146,39 @@ function contentLength(req: FastifyRequest): number | undefined {
   const n = Number(h);
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`Content-Length ${JSON.stringify(h)} is invalid`, { code: 'ERR_SIZE_INVALID' });
   return n;
+}
+
+/**
+ * Where a PATCH chunk goes: `Upload-Offset: n`, or `Content-Range: start-end` (inclusive, as the
+ * OCI distribution spec writes it; `bytes start-end/total` is accepted too), which also fixes
+ * the chunk's length.
+ */
+function chunkOf(req: FastifyRequest): { start?: number; length?: number } {
+  const offset = req.headers['upload-offset'];
+  const range = req.headers['content-range'];
+  if (range !== undefined) {
+    const m = /^(?:bytes )?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(String(range).trim());
+    const start = Number(m?.[1]);
+    const end = Number(m?.[2]);
+    if (!m || !Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start) {
+      throw new InvalidArgumentError(`Content-Range ${JSON.stringify(range)} is invalid; expected start-end`, { code: 'ERR_UPLOAD_OFFSET' });
+    }
+    return { start, length: end - start + 1 };
+  }
+  if (offset === undefined) return {};
+  const n = Number(offset);
+  if (!/^\d+$/.test(String(offset)) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`Upload-Offset ${JSON.stringify(offset)} is invalid`, { code: 'ERR_UPLOAD_OFFSET' });
+  return { start: n };
+}
+
+/** Passes at most `length` bytes; more is an error (ERR_SIZE_INVALID), so a chunk cannot overrun its range. */
+function exactly(length: number, id: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > length) done(new InvalidArgumentError(`upload ${id}: the chunk is longer than its Content-Range (${length} bytes)`, { code: 'ERR_SIZE_INVALID' }));
+      else done(null, chunk);
+    },
+  });
 }

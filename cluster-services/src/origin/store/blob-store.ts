@@ -9,7 +9,8 @@ import type { Digest, Metainfo } from '@krill/lib';
  *
  * Every method is safe to call concurrently. Errors: NotFound (ERR_BLOB_NOT_FOUND,
  * ERR_UPLOAD_NOT_FOUND), InvalidArgument (ERR_DIGEST_MISMATCH, ERR_UPLOAD_OFFSET,
- * ERR_SIZE_INVALID), Unavailable (ERR_STORE_FULL when pinned blobs leave no room).
+ * ERR_SIZE_INVALID), FailedPrecondition (ERR_BLOB_PINNED, ERR_UPLOAD_BUSY), Unavailable
+ * (ERR_STORE_FULL when pinned blobs leave no room).
  */
 export interface BlobInfo {
   size: number;
@@ -35,6 +36,7 @@ export interface BlobWriter {
    * Streams `body` into a temporary file, verifies it against `digest` (and `size` when given)
    * and renames it into place. An existing blob is kept and the body drained. On mismatch the
    * temporary file is removed and InvalidArgument (ERR_DIGEST_MISMATCH / ERR_SIZE_INVALID) thrown.
+   * The bytes are fsynced before the rename, so a blob that is visible survives a power cut.
    */
   put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<BlobInfo>;
   /** Removes a blob; NotFound when absent; FailedPrecondition (ERR_BLOB_PINNED) when pinned. */
@@ -51,12 +53,15 @@ export interface UploadStore {
   uploadSize(id: string): Promise<number>;
   /**
    * Appends `body` at `offset`, which must equal the bytes received so far (InvalidArgument
-   * ERR_UPLOAD_OFFSET otherwise). Returns the new size. Not safe concurrently for one id.
+   * ERR_UPLOAD_OFFSET otherwise). Returns the new size. One append or commit per id at a time:
+   * another one meanwhile gets FailedPrecondition ERR_UPLOAD_BUSY. A body that breaks off keeps
+   * what arrived; the client resumes from `uploadSize`.
    */
   append(id: string, offset: number, body: Readable, signal?: AbortSignal): Promise<number>;
   /**
    * Verifies the upload against `digest` and moves it into the store. On mismatch the upload is
-   * removed and InvalidArgument ERR_DIGEST_MISMATCH thrown; nothing becomes visible.
+   * removed and InvalidArgument ERR_DIGEST_MISMATCH thrown; nothing becomes visible. The bytes
+   * are on disk (fsynced) before the blob becomes visible.
    */
   commit(id: string, digest: Digest, options?: { pin?: boolean }): Promise<BlobInfo>;
   /** Drops an upload; unknown ids are ignored. */

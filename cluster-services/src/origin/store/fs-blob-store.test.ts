@@ -94,3 +94,53 @@ describe('blob store', () => {
     expect(readdirSync(join(root, 'tmp'))).toEqual([]);
   });
 });
+
+describe('blob store under concurrency and wear', () => {
+  it('never exceeds capacity when several blobs are placed at once', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 5000, logger });
+    const blobs = Array.from({ length: 8 }, () => blob(1000));
+    await Promise.all(blobs.map((x) => store.put(x.d, Readable.from([x.b]))));
+    expect(store.usedBytes()).toBeLessThanOrEqual(5000);
+    const present = await Promise.all(blobs.map((x) => store.stat(x.d).then(() => 1, () => 0)));
+    expect(present.reduce<number>((s, n) => s + n, 0)).toBe(5);
+  });
+
+  it('stores concurrent writes of one digest once', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 1e9, logger });
+    const { b, d } = blob(200_000);
+    await Promise.all([1, 2, 3].map(() => store.put(d, Readable.from([b]))));
+    expect(store.usedBytes()).toBe(200_000);
+    expect((await read(await store.open(d))).equals(b)).toBe(true);
+  });
+
+  it('refuses a second append to an upload while one is running', async () => {
+    const store = await createBlobStore({ dir: dir(), capacityBytes: 1e9, logger });
+    const id = await store.startUpload();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const slow = Readable.from((async function* () { yield Buffer.from('abc'); await gate; yield Buffer.from('def'); })());
+    const first = store.append(id, 0, slow);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await code(store.append(id, 0, Readable.from([Buffer.from('x')])))).toBe('ERR_UPLOAD_BUSY');
+    expect(await code(store.commit(id, sha256('abcdef')))).toBe('ERR_UPLOAD_BUSY');
+    release();
+    expect(await first).toBe(6);
+    await store.commit(id, sha256('abcdef'));
+    expect((await store.stat(sha256('abcdef'))).size).toBe(6);
+  });
+
+  it('removes abandoned uploads at open and recomputes an unreadable metainfo file', async () => {
+    const root = dir();
+    const store = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    const id = await store.startUpload();
+    const { b, d } = blob(3000);
+    await store.put(d, Readable.from([b]));
+    const m = await store.metainfo(d);
+    writeFileSync(join(root, 'blobs', d.slice(7, 9), d.slice(7), 'metainfo.json'), '');
+    const again = await createBlobStore({ dir: root, capacityBytes: 1e9, logger, uploadMaxAgeMs: -1 });
+    expect(await code(again.uploadSize(id))).toBe('ERR_UPLOAD_NOT_FOUND');
+    expect(await again.metainfo(d)).toEqual(m);
+    expect(readdirSync(join(root, 'blobs', d.slice(7, 9), d.slice(7))).sort()).toEqual(['data', 'metainfo.json']);
+    await Promise.all([store.close(), again.close()]);
+  });
+});

@@ -1,60 +1,84 @@
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import {
   FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { IO_CHUNK, hashFile, hashPieces, stageBlob, verifyStream, type StagedBlob } from './ingest.js';
+import { IO_CHUNK, hashFile, hashPieces, stageBlob, syncDir, syncFile, verifyStream, type StagedBlob } from './ingest.js';
 import { BlobIndex } from './lru.js';
-import { UPLOAD_ID_RE, storeLayout } from './layout.js';
+import { storeLayout } from './layout.js';
+import { createUploadArea } from './upload-area.js';
+
+const HOUR = 3_600_000;
 
 export interface FsBlobStoreOptions {
   dir: string;
   /** Bytes the stored blobs may take; least recently used unpinned blobs are evicted beyond it. */
   capacityBytes: number;
   logger: Logger;
+  /**
+   * Uploads untouched for this long are removed (checked at open and hourly). Default a day: a
+   * client that has not appended for that long has gone, and its bytes count against no capacity.
+   */
+  uploadMaxAgeMs?: number;
 }
 
 /**
  * Opens (creating if needed) the content-addressed store under `dir`. Leftover temporary files
- * from a crash are removed; blobs in place were verified before they were renamed there.
+ * from a crash are removed; blobs in place were verified and fsynced before they were renamed
+ * there, so they are trusted without hashing them again.
  */
 export async function createBlobStore(options: FsBlobStoreOptions): Promise<BlobStore & { index: BlobIndex }> {
   const layout = storeLayout(options.dir);
+  const log = options.logger;
   await rm(layout.tmp, { recursive: true, force: true });
   await Promise.all([layout.blobs, layout.uploads, layout.tmp].map((d) => mkdir(d, { recursive: true })));
   const index = new BlobIndex();
   await loadIndex(layout.blobs, index);
-  const log = options.logger;
+  const uploads = createUploadArea(layout.uploads, log);
+  const uploadMaxAgeMs = options.uploadMaxAgeMs ?? 24 * HOUR;
+  await uploads.sweep(uploadMaxAgeMs);
+  const sweeper = setInterval(() => void uploads.sweep(uploadMaxAgeMs).catch(() => undefined), HOUR);
+  sweeper.unref();
   log.info({ blobs: index.count, bytes: index.usedBytes }, 'blob store opened');
-
   const computing = new Map<Digest, Promise<Metainfo>>();
   const notFound = (d: Digest) => new NotFoundError(`blob ${d} is not in this origin's store`, { code: 'ERR_BLOB_NOT_FOUND' });
-  const checkUpload = (id: string) => {
-    if (!UPLOAD_ID_RE.test(id)) throw new NotFoundError(`upload ${JSON.stringify(id)} does not exist`, { code: 'ERR_UPLOAD_NOT_FOUND' });
-    return layout.upload(id);
-  };
+  const tmpName = (what: string) => join(layout.tmp, `${what}-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+
+  // Placements run one at a time, so each sees the bytes of the one before it when it picks
+  // victims. A placement is a few renames and directory fsyncs: milliseconds, while the slow
+  // part (receiving and hashing the bytes) runs concurrently before it.
+  let placing: Promise<unknown> = Promise.resolve();
+  function place(digest: Digest, staged: StagedBlob, pin: boolean): Promise<BlobInfo> {
+    const p = placing.then(() => placeNow(digest, staged, pin));
+    placing = p.catch(() => undefined);
+    return p;
+  }
 
   /** Makes room and renames the staged directory into place. */
-  async function place(digest: Digest, staged: StagedBlob, pin: boolean): Promise<BlobInfo> {
+  async function placeNow(digest: Digest, staged: StagedBlob, pin: boolean): Promise<BlobInfo> {
     try {
-      if (index.has(digest)) return { size: staged.size };
+      if (index.has(digest)) {
+        if (pin) index.pin(digest);
+        return { size: staged.size };
+      }
       const victims = index.victims(staged.size, options.capacityBytes);
       if (victims === undefined) {
         throw new UnavailableError(`store full: ${staged.size} bytes for ${digest} do not fit beside pinned blobs (capacity ${options.capacityBytes})`, { code: 'ERR_STORE_FULL' });
       }
       for (const v of victims) await evict(v);
-      await mkdir(dirname(layout.blobDir(digest)), { recursive: true });
+      const created = await mkdir(dirname(layout.blobDir(digest)), { recursive: true });
       try {
         await rename(staged.dir, layout.blobDir(digest));
       } catch (err) {
         // A concurrent writer of the same digest won the rename; its bytes are the same.
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
+      // The rename is durable only once the directory holding the new entry is flushed.
+      await syncDir(dirname(layout.blobDir(digest)));
+      if (created !== undefined) await syncDir(layout.blobs);
       index.add(digest, staged.size);
       if (pin) index.pin(digest);
       return { size: staged.size };
@@ -69,6 +93,17 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     log.info({ digest: d }, 'evicted blob');
   }
 
+  /** The metainfo kept beside the blob, or undefined when absent or unreadable (then recomputed). */
+  async function storedMetainfo(digest: Digest): Promise<Metainfo | undefined> {
+    try {
+      const m = JSON.parse(await readFile(layout.metainfo(digest), 'utf8')) as Metainfo;
+      if (m.digest === digest && Array.isArray(m.pieces)) return m;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+    }
+    return undefined;
+  }
+
   const store: BlobStore & { index: BlobIndex } = {
     index,
     usedBytes: () => index.usedBytes,
@@ -81,8 +116,7 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       const size = index.size(digest);
       if (size === undefined) throw notFound(digest);
       if (index.touch(digest)) void utimes(layout.data(digest), new Date(), new Date()).catch(() => undefined);
-      const opts = range ? { start: range.start, end: range.end, highWaterMark: IO_CHUNK } : { highWaterMark: IO_CHUNK };
-      const stream = createReadStream(layout.data(digest), opts);
+      const stream = createReadStream(layout.data(digest), { ...range, highWaterMark: IO_CHUNK });
       await new Promise<void>((resolve, reject) => {
         stream.once('open', () => resolve());
         stream.once('error', (err) => reject((err as NodeJS.ErrnoException).code === 'ENOENT' ? notFound(digest) : err));
@@ -92,19 +126,20 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     async metainfo(digest) {
       const size = index.size(digest);
       if (size === undefined) throw notFound(digest);
-      try {
-        return JSON.parse(await readFile(layout.metainfo(digest), 'utf8')) as Metainfo;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
+      const stored = await storedMetainfo(digest);
+      if (stored) return stored;
       // Computed once, on first request, by one caller; written beside the blob atomically.
       let p = computing.get(digest);
       if (!p) {
         p = (async () => {
           const m = await hashPieces(layout.data(digest), digest, size);
-          const tmp = `${layout.metainfo(digest)}.${process.pid}.tmp`;
+          const tmp = tmpName('metainfo');
           await writeFile(tmp, JSON.stringify(m));
-          await rename(tmp, layout.metainfo(digest));
+          await rename(tmp, layout.metainfo(digest)).catch(async (err) => {
+            await rm(tmp, { force: true });
+            // Evicted meanwhile: the answer is still right for the bytes that were read.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          });
           return m;
         })().finally(() => computing.delete(digest));
         computing.set(digest, p);
@@ -115,9 +150,18 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       const existing = index.size(digest);
       if (existing !== undefined) {
         // Already stored: the bytes are still checked, so a wrong upload is refused even then.
-        await verifyStream(digest, body, opts.size);
+        // The pin comes first so that eviction cannot take the blob while the body is hashed.
+        const wasPinned = index.isPinned(digest);
         if (opts.pin) index.pin(digest);
-        return { size: existing };
+        try {
+          await verifyStream(digest, body, opts.size);
+        } catch (err) {
+          if (!wasPinned) index.unpin(digest);
+          throw err;
+        }
+        if (index.has(digest)) return { size: existing };
+        // Deleted while the body was hashed: the caller gets an error rather than a blob it cannot read.
+        throw new UnavailableError(`blob ${digest} was removed while it was being uploaded again; retry`, { code: 'ERR_BLOB_REMOVED' });
       }
       const staged = await stageBlob(layout.tmp, digest, body, {
         ...(opts.size === undefined ? {} : { size: opts.size }),
@@ -135,50 +179,29 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       if (pinned) index.pin(digest);
       else index.unpin(digest);
     },
-    async startUpload() {
-      const id = randomBytes(16).toString('hex');
-      await writeFile(layout.upload(id), '');
-      return id;
-    },
-    async uploadSize(id) {
-      try {
-        return (await stat(checkUpload(id))).size;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`upload ${id} does not exist`, { code: 'ERR_UPLOAD_NOT_FOUND' });
-        throw err;
-      }
-    },
-    async append(id, offset, body, signal) {
-      const current = await store.uploadSize(id);
-      if (offset !== current) {
-        body.resume();
-        throw new InvalidArgumentError(`upload ${id}: append at offset ${offset}, but ${current} bytes were received`, { code: 'ERR_UPLOAD_OFFSET' });
-      }
-      const out = createWriteStream(checkUpload(id), { flags: 'a', highWaterMark: IO_CHUNK });
-      // On a broken body what was written stays; the client resumes from uploadSize.
-      await pipeline(body, out, signal ? { signal } : {});
-      return store.uploadSize(id);
-    },
+    startUpload: () => uploads.start(),
+    uploadSize: (id) => uploads.size(id),
+    append: (id, offset, body, signal) => uploads.append(id, offset, body, signal),
     async commit(id, digest, opts = {}) {
-      const file = checkUpload(id);
-      const size = await store.uploadSize(id);
       if (!isDigest(digest)) throw new InvalidArgumentError(`digest ${JSON.stringify(digest)} is invalid`, { code: 'ERR_DIGEST_INVALID' });
-      const hashed = await hashFile(file);
-      void size;
-      if (hashed.digest !== digest) {
-        await rm(file, { force: true });
-        throw new InvalidArgumentError(`upload ${id} hashes to ${hashed.digest}, not ${digest}; upload discarded`, { code: 'ERR_DIGEST_MISMATCH' });
-      }
-      const dir = join(layout.tmp, `upload-${id}`);
-      await mkdir(dir, { recursive: true });
-      await rename(file, join(dir, 'data'));
-      return place(digest, { dir, size: hashed.size }, opts.pin ?? false);
+      return uploads.withUpload(id, async (file) => {
+        await uploads.size(id);
+        const hashed = await hashFile(file);
+        if (hashed.digest !== digest) {
+          await rm(file, { force: true });
+          throw new InvalidArgumentError(`upload ${id} (${hashed.size} bytes) hashes to ${hashed.digest}, not ${digest}; upload discarded`, { code: 'ERR_DIGEST_MISMATCH' });
+        }
+        await syncFile(file);
+        const dir = tmpName(`upload-${id}`);
+        await mkdir(dir);
+        await rename(file, join(dir, 'data'));
+        return place(digest, { dir, size: hashed.size }, opts.pin ?? false);
+      });
     },
-    async abort(id) {
-      if (UPLOAD_ID_RE.test(id)) await rm(layout.upload(id), { force: true });
-    },
+    abort: (id) => uploads.abort(id),
     async close() {
-      // Nothing is held open between calls; streams belong to their callers.
+      // Nothing else is held open between calls; streams belong to their callers.
+      clearInterval(sweeper);
     },
   };
   return store;

@@ -11,7 +11,6 @@ export interface StoreLayout {
   blobDir(digest: Digest): string;
   data(digest: Digest): string;
   metainfo(digest: Digest): string;
-  upload(id: string): string;
   readonly blobs: string;
   readonly uploads: string;
   readonly tmp: string;
@@ -27,9 +26,5 @@ export function storeLayout(dir: string): StoreLayout {
     blobDir,
     data: (d) => join(blobDir(d), 'data'),
     metainfo: (d) => join(blobDir(d), 'metainfo.json'),
-    upload: (id) => join(dir, 'uploads', id),
   };
 }
-
-/** Upload ids are 128 random bits in hex; anything else in a path is refused. */
-export const UPLOAD_ID_RE = /^[a-f0-9]{32}$/;

@@ -65,7 +65,10 @@ export class BlobIndex {
     return this.pins.has(d);
   }
 
-  /** Unpinned blobs to evict, least recently used first, until `needed` bytes would fit. */
+  /**
+   * Unpinned blobs to evict, least recently used first, until `needed` more bytes would fit;
+   * undefined when pinned blobs leave no room. The caller removes them at once.
+   */
   victims(needed: number, capacity: number): Digest[] | undefined {
     let over = this.bytes + needed - capacity;
     if (over <= 0) return [];

@@ -57,13 +57,17 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
   const forDigest = db.prepare('SELECT COUNT(*) AS n FROM writeback WHERE digest = ?');
   const log = o.logger;
 
-  const depth = o.metrics && new Gauge({ name: 'krill_origin_writeback_pending', help: 'Write-back tasks not yet done.', registers: [o.metrics], collect() { this.set(pendingCount()); } });
-  void depth;
+  if (o.metrics) {
+    new Gauge({ name: 'krill_origin_writeback_pending', help: 'Write-back tasks not yet done.', registers: [o.metrics], collect() { if (!closed) this.set(pendingCount()); } });
+  }
+  // result: ok, present (the backend had it), error (will retry), no_route, read_only, missing.
   const results = o.metrics && new Counter({ name: 'krill_origin_writeback_total', help: 'Write-back attempts by result.', labelNames: ['result'], registers: [o.metrics] });
 
   const pendingCount = () => (count.get() as { n: number }).n;
   const running = new Set<string>();
   let closed = false;
+  // Aborts backend calls in flight when the queue closes, so a shutdown does not wait for a GiB upload.
+  const stopping = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let idleWaiters: Array<() => void> = [];
 
@@ -92,19 +96,29 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
       log.warn({ digest: t.digest, namespace: t.namespace, backend: backend.kind }, 'backend is read-only; write-back dropped');
       return finish(t, 'read_only');
     }
+    const signal = stopping.signal;
     try {
       try {
-        await backend.stat(t.namespace, t.digest);
+        await backend.stat(t.namespace, t.digest, signal);
         return await finish(t, 'present');
       } catch (err) {
         if (!isCategory(err, 'NotFound')) throw err;
       }
-      const { size } = await o.store.stat(t.digest);
-      await backend.upload(t.namespace, t.digest, await o.store.open(t.digest), size);
+      let size: number;
+      try {
+        size = (await o.store.stat(t.digest)).size;
+      } catch (err) {
+        if (!isCategory(err, 'NotFound')) throw err;
+        log.error({ digest: t.digest, namespace: t.namespace }, 'write-back task for a blob no longer in the store; dropping it');
+        return await finish(t, 'missing');
+      }
+      await backend.upload(t.namespace, t.digest, await o.store.open(t.digest), size, signal);
       log.info({ digest: t.digest, namespace: t.namespace, backend: backend.kind, size }, 'written back');
       await finish(t, 'ok');
     } catch (err) {
-      const delay = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** t.attempts) * (0.75 + Math.random() / 2);
+      // Stopped by close: the task stays due and runs again after the restart.
+      if (signal.aborted) return;
+      const delay = Math.min(o.retryMaxMs, o.retryMinMs * 2 ** Math.min(t.attempts, 30)) * (0.75 + Math.random() / 2);
       retry.run(Date.now() + Math.round(delay), String((err as Error).message), t.namespace, t.digest);
       results?.inc({ result: 'error' });
       log.warn({ digest: t.digest, namespace: t.namespace, err: (err as Error).message, attempt: t.attempts + 1, retryInMs: Math.round(delay) }, 'write-back failed; will retry');
@@ -151,6 +165,7 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
     async close() {
       closed = true;
       clearTimeout(timer);
+      stopping.abort();
       while (running.size > 0) await new Promise((r) => setTimeout(r, 20));
       db.close();
     },
