@@ -1,18 +1,9 @@
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sha256 } from '@krill/lib';
-import { bufferSource, eventually, headStatus, randomBlob, readAll, startOriginCluster, type OriginCluster } from '../testing/origin-cluster.js';
+import { bufferSource, eventually, headStatus, randomBlob, readAll, trackedOriginClusters } from '../testing/origin-cluster.js';
 
-let clusters: OriginCluster[] = [];
-afterEach(async () => {
-  await Promise.all(clusters.map((c) => c.close()));
-  clusters = [];
-});
-async function cluster(...args: Parameters<typeof startOriginCluster>): Promise<OriginCluster> {
-  const c = await startOriginCluster(...args);
-  clusters.push(c);
-  return c;
-}
+const cluster = trackedOriginClusters();
 
 describe('origin client', () => {
   it('fails over to the next owner when the first is down', async () => {

@@ -2,22 +2,13 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sha256 } from '@krill/lib';
 import {
-  bufferSource, eventually, headStatus, randomBlob, readAll, startOriginCluster, type OriginCluster,
+  bufferSource, eventually, headStatus, randomBlob, readAll, trackedOriginClusters, type OriginCluster,
 } from '../testing/origin-cluster.js';
 
-let clusters: OriginCluster[] = [];
-afterEach(async () => {
-  await Promise.all(clusters.map((c) => c.close()));
-  clusters = [];
-});
-async function cluster(...args: Parameters<typeof startOriginCluster>): Promise<OriginCluster> {
-  const c = await startOriginCluster(...args);
-  clusters.push(c);
-  return c;
-}
+const cluster = trackedOriginClusters();
 const inBackend = (c: OriginCluster, ns: string, d: ReturnType<typeof sha256>) => c.backend.stat(ns, d).then(() => true, () => false);
 const metric = async (urls: string[], re: RegExp) =>
   (await Promise.all(urls.map(async (u) => Number(re.exec(await (await fetch(`${u}/metrics`)).text())?.[1] ?? 0)))).reduce((a, n) => a + n, 0);

@@ -6,7 +6,7 @@ import {
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { IO_CHUNK, hashFile, hashPieces, stageBlob, syncDir, syncFile, verifyStream, type StagedBlob } from './ingest.js';
+import { IO_CHUNK, hashFile, hashPieces, stageBlob, syncPath, verifyStream, type StagedBlob } from './ingest.js';
 import { BlobIndex } from './lru.js';
 import { storeLayout } from './layout.js';
 import { createUploadArea } from './upload-area.js';
@@ -77,8 +77,8 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       // The rename is durable only once the directory holding the new entry is flushed.
-      await syncDir(dirname(layout.blobDir(digest)));
-      if (created !== undefined) await syncDir(layout.blobs);
+      await syncPath(dirname(layout.blobDir(digest)), 'dir');
+      if (created !== undefined) await syncPath(layout.blobs, 'dir');
       index.add(digest, staged.size);
       if (pin) index.pin(digest);
       return { size: staged.size };
@@ -191,7 +191,7 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
           await rm(file, { force: true });
           throw new InvalidArgumentError(`upload ${id} (${hashed.size} bytes) hashes to ${hashed.digest}, not ${digest}; upload discarded`, { code: 'ERR_DIGEST_MISMATCH' });
         }
-        await syncFile(file);
+        await syncPath(file, 'file');
         const dir = tmpName(`upload-${id}`);
         await mkdir(dir);
         await rename(file, join(dir, 'data'));

@@ -90,19 +90,12 @@ function backgroundFlusher(fh: FileHandle): { wrote(n: number): void; settled():
   };
 }
 
-/** Flushes a file written earlier (an upload assembled from chunks) to disk. */
-export async function syncFile(file: string): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Flushes a directory's entries (a rename into it, a new subdirectory) to disk. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/**
+ * Flushes a file written earlier (an upload assembled from chunks) or a directory's entries (a
+ * rename into it, a new subdirectory) to disk. Directories can only be opened for reading.
+ */
+export async function syncPath(path: string, kind: 'file' | 'dir'): Promise<void> {
+  const fh = await open(path, kind === 'dir' ? 'r' : 'r+');
   try {
     await fh.sync();
   } finally {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
+import { afterEach } from 'vitest';
 import { sha256, silentLogger, validateConfig, type Digest } from '@krill/lib';
 import { createFsBackend, type Backend } from '../../backend/index.js';
 import { createOriginClient } from '../client/http-origin-client.js';
@@ -75,3 +76,20 @@ export async function eventually(check: () => Promise<boolean>, ms = 10_000): Pr
 }
 
 export const headStatus = async (url: string, d: Digest) => (await fetch(`${url}/blobs/${d}?local=1`, { method: 'HEAD' })).status;
+
+/**
+ * For a test file: a `cluster(...)` that starts an origin cluster and closes it after each test.
+ * Call at the top level of the file (it registers an afterEach hook).
+ */
+export function trackedOriginClusters(): (...args: Parameters<typeof startOriginCluster>) => Promise<OriginCluster> {
+  let clusters: OriginCluster[] = [];
+  afterEach(async () => {
+    await Promise.all(clusters.map((c) => c.close()));
+    clusters = [];
+  });
+  return async (...args) => {
+    const c = await startOriginCluster(...args);
+    clusters.push(c);
+    return c;
+  };
+}
