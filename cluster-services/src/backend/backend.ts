@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from '@krill/lib';
+import type { Digest, Metainfo } from '@krill/lib';
 
 /**
  * Durable storage behind the origins: where uploaded blobs are written back and where a blob
@@ -50,7 +50,25 @@ export interface BlobLister {
   list(options?: { limit?: number; cursor?: string; signal?: AbortSignal }): Promise<ListPage>;
 }
 
-export interface Backend extends BlobStatter, BlobDownloader, BlobUploader, BlobLister {
+/**
+ * A blob's metainfo kept beside it in the backend (a sidecar), written by the origin on
+ * write-back, so that an origin fetching the blob on a miss knows every piece's hash before the
+ * bytes arrive and can verify and serve each piece as it lands instead of after the whole blob.
+ * Optional: backends that cannot keep one (http, registry) leave both methods out, and a blob
+ * without a sidecar is fetched whole.
+ */
+export interface MetainfoSidecar {
+  /** Stores the sidecar of a blob, replacing any. FailedPrecondition ERR_BACKEND_READ_ONLY where read-only. */
+  putMetainfo(namespace: string, digest: Digest, metainfo: Metainfo, signal?: AbortSignal): Promise<void>;
+  /**
+   * The sidecar as stored, or undefined when there is none or it does not parse: a missing
+   * sidecar is not an error. It is not checked against the blob here; the caller verifies every
+   * piece against it and the whole blob against its digest.
+   */
+  getMetainfo(namespace: string, digest: Digest, signal?: AbortSignal): Promise<Metainfo | undefined>;
+}
+
+export interface Backend extends BlobStatter, BlobDownloader, BlobUploader, BlobLister, Partial<MetainfoSidecar> {
   /** The backend's kind as configured: `fs`, `s3`, `http`, `registry`. */
   readonly kind: string;
   /** True for backends that cannot take uploads (http, registry). */

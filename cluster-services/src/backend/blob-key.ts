@@ -70,6 +70,15 @@ export function blobKey(digest: Digest): string {
   return `blobs/sha256/${hex.slice(0, 2)}/${hex}/data`;
 }
 
+/**
+ * The key of a blob's metainfo sidecar: `metainfo.json` beside its `data`, in the same blob
+ * directory. docker/distribution reads only `data` there, so a plain registry ignores it.
+ */
+export function metainfoKey(digest: Digest): string {
+  const hex = hexOf(digest);
+  return `blobs/sha256/${hex.slice(0, 2)}/${hex}/metainfo.json`;
+}
+
 const KEY_RE = /^blobs\/sha256\/([a-f0-9]{2})\/([a-f0-9]{64})\/data$/;
 
 /** The digest a relative key names, or undefined for a key that is not a blob's data. */

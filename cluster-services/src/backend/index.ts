@@ -6,4 +6,4 @@ export { createHttpBackend, httpBackendSchema, type HttpBackendConfig, type Http
 export { createBackendRouter, type BackendRouterOptions, type RegistriesConfig } from './router.js';
 export { backendRulesSchema, backendRuleSchema, BACKEND_KINDS, type BackendKind, type BackendRuleConfig } from './config.js';
 export { instrumentBackend, type InstrumentOptions } from './instrumented.js';
-export { validateNamespace, blobKey } from './blob-key.js';
+export { validateNamespace, blobKey, metainfoKey } from './blob-key.js';

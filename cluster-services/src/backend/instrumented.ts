@@ -1,6 +1,6 @@
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { CanceledError, UnavailableError, isKrillError, type Digest, type KrillError } from '@krill/lib';
+import { CanceledError, UnavailableError, isKrillError, type Digest, type KrillError, type Metainfo } from '@krill/lib';
 import type { Backend, BackendBlobInfo, ListPage } from './backend.js';
 import { validateDigest, validateLimit, validateNamespace, validateUploadArgs } from './blob-key.js';
 
@@ -80,9 +80,27 @@ export function instrumentBackend(backend: Backend, options: InstrumentOptions =
     }
   }
 
+  const sidecar = backend.putMetainfo && backend.getMetainfo ? { put: backend.putMetainfo.bind(backend), get: backend.getMetainfo.bind(backend) } : undefined;
+
   return {
     kind,
     readOnly: backend.readOnly,
+
+    // Only a backend that keeps sidecars gets the methods, so callers can tell by their presence.
+    ...(sidecar && {
+      putMetainfo(namespace: string, digest: Digest, metainfo: Metainfo, signal?: AbortSignal): Promise<void> {
+        return run('put_metainfo', String(digest), signal, async () => {
+          validateNamespace(namespace);
+          return sidecar.put(namespace, validateDigest(digest), metainfo, signal);
+        });
+      },
+      getMetainfo(namespace: string, digest: Digest, signal?: AbortSignal): Promise<Metainfo | undefined> {
+        return run('get_metainfo', String(digest), signal, async () => {
+          validateNamespace(namespace);
+          return sidecar.get(namespace, validateDigest(digest), signal);
+        });
+      },
+    }),
 
     stat(namespace: string, digest: Digest, signal?: AbortSignal): Promise<BackendBlobInfo> {
       return run('stat', String(digest), signal, async () => {

@@ -1,6 +1,7 @@
 import { listenSchema, logLevelSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
 import { backendRulesSchema, type BackendRuleConfig } from '../backend/index.js';
 import { registryHostsSchema, type RegistryHosts } from '../upstream/index.js';
+import { peerConfigSchema, trackersConfigSchema, type PeerConfig, type TrackersConfig } from './seeder/config.js';
 
 const GiB = 1024 ** 3;
 
@@ -13,6 +14,10 @@ export interface OriginConfig {
   backends: BackendRuleConfig[];
   registries: RegistryHosts;
   writeback: { retryMinMs: number; retryMaxMs: number; replicaDelayMs: number; concurrency: number };
+  /** The P2P seeder's endpoint; absent, the origin serves blobs over HTTP only. */
+  peer?: PeerConfig;
+  /** Trackers the seeder announces its seed swarms to. */
+  trackers: TrackersConfig;
   shutdownTimeoutMs: number;
   logLevel: string;
 }
@@ -53,6 +58,8 @@ export const originConfigSchema: Schema = {
         concurrency: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
       },
     },
+    peer: peerConfigSchema,
+    trackers: trackersConfigSchema,
     shutdownTimeoutMs: shutdownTimeoutSchema,
     logLevel: logLevelSchema,
   },

@@ -5,3 +5,5 @@ export { createOriginClient, type OriginClientOptions } from './client/http-orig
 export { createWritebackQueue, type WritebackQueue, type WritebackOptions } from './writeback/writeback-queue.js';
 export { originConfigSchema, type OriginConfig } from './config.js';
 export { startOrigin, type RunningOrigin } from './server/origin-server.js';
+export type * from './seeder/seeder.js';
+export { peerConfigSchema, trackersConfigSchema, type PeerConfig, type TrackersConfig } from './seeder/config.js';

@@ -2,4 +2,4 @@ export { PieceFile } from './piece-file.js';
 export { TokenBucket, UNLIMITED } from './token-bucket.js';
 export { PiecePicker } from './piece-picker.js';
 export { Swarm, type SwarmOptions, type Pacer } from './swarm.js';
-export { PeerNode } from './peer-node.js';
+export { PeerNode, type PeerNodeOptions, type SwarmResolver } from './peer-node.js';

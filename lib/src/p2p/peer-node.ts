@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { KrillError } from '../errors.js';
 import { PEER_ID_BYTES, WIRE_VERSION, type WireMessage } from '../wire/messages.js';
@@ -11,34 +12,71 @@ const MAX_PIECE_BYTES = 16 * 1024 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5000;
 
 type Handshake = Extract<WireMessage, { type: 'handshake' }>;
+type Entry = { swarm: Swarm; namespace: string };
+
+/**
+ * Creates a swarm on demand for a digest a dialer asked for and no swarm is registered for
+ * (origins seed whatever they hold or can fetch). Undefined, or a rejection, means the blob is
+ * not served here: the dialer is answered BLOB_UNKNOWN. The node registers the swarm it returns
+ * under the handshake's namespace; it calls `resolve` at most once at a time per digest, and
+ * dialers that arrive meanwhile wait for that one call.
+ */
+export type SwarmResolver = (digest: string, namespace: string) => Promise<Swarm | undefined>;
+
+export interface PeerNodeOptions {
+  /** Listen address; loopback unless told otherwise. */
+  host?: string;
+  /** Listen port; 0 picks a free one. */
+  port?: number;
+  resolve?: SwarmResolver;
+}
 
 /**
  * A process's peer endpoint: a TCP listener that accepts connections for the blobs it has
- * swarms for, and dials other peers. Each connection carries one blob, named by the dialer's
- * handshake. `violations` counts protocol violations (the connections were closed).
+ * swarms for (or that `resolve` creates one for), and dials other peers. Each connection carries
+ * one blob, named by the dialer's handshake. `violations` counts protocol violations (the
+ * connections were closed). Events: `peer` (digest, peer key) when an accepted connection joins
+ * a swarm, so an owner can tell a swarm is in use.
  */
-export class PeerNode {
+export class PeerNode extends EventEmitter {
   readonly peerId = randomBytes(PEER_ID_BYTES);
-  private readonly swarms = new Map<string, { swarm: Swarm; namespace: string }>();
+  private readonly swarms = new Map<string, Entry>();
+  private readonly resolving = new Map<string, Promise<Entry | undefined>>();
   violations = 0;
+  private closed = false;
 
-  private constructor(private readonly server: Server, readonly port: number, readonly host: string) {}
+  private constructor(private readonly server: Server, readonly port: number, readonly host: string, private readonly resolver?: SwarmResolver) {
+    super();
+  }
 
-  static async start(o: { host?: string; port?: number } = {}): Promise<PeerNode> {
+  static async start(o: PeerNodeOptions = {}): Promise<PeerNode> {
     const server = createServer();
     const host = o.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(o.port ?? 0, host, () => resolve());
     });
-    const node = new PeerNode(server, (server.address() as { port: number }).port, host);
+    const node = new PeerNode(server, (server.address() as { port: number }).port, host, o.resolve);
     server.on('connection', (socket) => node.accept(socket));
     return node;
   }
 
-  /** Serves and fetches `digest` through `swarm`. */
+  /** Serves and fetches `digest` through `swarm`, replacing any swarm registered for it. */
   register(digest: string, namespace: string, swarm: Swarm): void {
     this.swarms.set(digest, { swarm, namespace });
+  }
+
+  /**
+   * Forgets the swarm of `digest`: new connections for it are refused (or resolved again). The
+   * swarm itself and its connections are left to its owner to close. Unknown digests are ignored.
+   */
+  unregister(digest: string): void {
+    this.swarms.delete(digest);
+  }
+
+  /** The swarm registered for `digest`, if any. */
+  swarmOf(digest: string): Swarm | undefined {
+    return this.swarms.get(digest)?.swarm;
   }
 
   /** Dials a peer for `digest` and adds the connection to its swarm once both handshakes are in. */
@@ -62,6 +100,7 @@ export class PeerNode {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const { swarm } of this.swarms.values()) swarm.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -93,11 +132,34 @@ export class PeerNode {
     });
   }
 
+  /** The registered swarm for a handshake, or one `resolve` creates; undefined when none. */
+  private async lookup(digest: string, namespace: string): Promise<Entry | undefined> {
+    const known = this.swarms.get(digest);
+    if (known || !this.resolver) return known;
+    let pending = this.resolving.get(digest);
+    if (!pending) {
+      const resolver = this.resolver;
+      pending = (async () => {
+        const swarm = await resolver(digest, namespace).catch(() => undefined);
+        if (!swarm) return undefined;
+        // Resolved after close(): nobody would close this swarm later.
+        if (this.closed) return void swarm.close();
+        const entry = { swarm, namespace };
+        this.swarms.set(digest, entry);
+        return entry;
+      })().finally(() => this.resolving.delete(digest));
+      this.resolving.set(digest, pending);
+    }
+    return pending;
+  }
+
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
     const wire = this.wire(socket);
     this.awaitHandshake(wire).then(async (remote) => {
-      const entry = this.swarms.get(remote.digest);
+      const entry = await this.lookup(remote.digest, remote.namespace);
+      // The dialer may have given up while the swarm was being resolved.
+      if (wire.isClosed) return;
       if (!entry || remote.pieceCount !== entry.swarm.file.pieceCount) {
         await wire.send({ type: 'error', code: 'BLOB_UNKNOWN', message: `${remote.digest} is not served here`, index: 0 }).catch(() => undefined);
         return wire.close();
@@ -105,7 +167,9 @@ export class PeerNode {
       wire.setMaxPayload(entry.swarm.file.metainfo.pieceLength);
       // Queued before anything the swarm sends; the swarm listens from here on.
       void wire.send(this.handshake(remote.digest, entry.namespace, entry.swarm)).catch(() => undefined);
-      entry.swarm.add(remote.peerId.toString('hex'), wire, remote);
+      const key = remote.peerId.toString('hex');
+      entry.swarm.add(key, wire, remote);
+      this.emit('peer', remote.digest, key);
     }, () => wire.close());
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -76,5 +76,30 @@ describe('piece file', () => {
     await ended;
     expect(Buffer.concat(got).equals(bytes)).toBe(true);
     await f.close();
+  });
+
+  it('opens a complete blob for seeding: every piece present, reads in order, writes refused, no status file', async () => {
+    const { bytes, metainfo } = blob(3 * PIECE + 5);
+    const p = path();
+    writeFileSync(p, bytes);
+    const f = await PieceFile.seed(p, metainfo);
+    expect(f.seedOnly).toBe(true);
+    expect(f.complete).toBe(true);
+    expect(f.bitfield()).toEqual(Buffer.from([0b1111_0000]));
+    expect((await f.read(3)).equals(piece(bytes, 3))).toBe(true);
+    const got: Buffer[] = [];
+    for await (const c of f.reader()) got.push(c as Buffer);
+    expect(Buffer.concat(got).equals(bytes)).toBe(true);
+    await expect(f.write(0, piece(bytes, 0))).rejects.toMatchObject({ code: 'ERR_PIECE_READ_ONLY' });
+    expect(existsSync(`${p}.status`)).toBe(false);
+    expect(readFileSync(p).equals(bytes)).toBe(true);
+    await f.close();
+  });
+
+  it('refuses to seed a file whose length is not the metainfo\'s', async () => {
+    const { bytes, metainfo } = blob(2 * PIECE);
+    const p = path();
+    writeFileSync(p, bytes.subarray(1));
+    await expect(PieceFile.seed(p, metainfo)).rejects.toMatchObject({ code: 'ERR_PIECE_FILE_SIZE' });
   });
 });

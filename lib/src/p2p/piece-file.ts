@@ -12,14 +12,20 @@ import type { Metainfo } from '../metainfo.js';
  * crash or restart every piece marked present is whole and correct, and only the rest is fetched
  * again. Readers get the blob's bytes in order as pieces arrive. Owned by one event loop.
  *
- * Errors: InvalidArgument ERR_PIECE_CORRUPT (hash or length mismatch), ERR_PIECE_INDEX; NotFound
- * ERR_PIECE_MISSING for a read of a piece not yet present.
+ * A file opened with `seed` is a complete blob that was verified before (an origin's stored
+ * blob): it has every piece, keeps no status file and refuses writes.
+ *
+ * Errors: InvalidArgument ERR_PIECE_CORRUPT (hash or length mismatch), ERR_PIECE_INDEX,
+ * ERR_PIECE_FILE_SIZE (a seed file of another length than its metainfo); NotFound
+ * ERR_PIECE_MISSING for a read of a piece not yet present; FailedPrecondition ERR_PIECE_READ_ONLY
+ * for a write to a seed file.
  */
 export class PieceFile extends EventEmitter {
   private constructor(
     readonly metainfo: Metainfo,
     private readonly data: FileHandle,
-    private readonly status: FileHandle,
+    /** Undefined for a seed file, which has every piece and writes nothing. */
+    private readonly status: FileHandle | undefined,
     private readonly present: Uint8Array,
     private count: number,
   ) {
@@ -42,6 +48,32 @@ export class PieceFile extends EventEmitter {
     }
     if (bytesRead < n) await status.truncate(n);
     return new PieceFile(metainfo, data, status, present, count);
+  }
+
+  /**
+   * Opens a complete blob at `path` for serving only: every piece is present, nothing is
+   * written (no status file either), and the bytes are not hashed again here, so the caller
+   * vouches that the file was verified against `metainfo.digest` (a store's blob is). The file
+   * must not change while open; its length is checked against the metainfo.
+   */
+  static async seed(path: string, metainfo: Metainfo): Promise<PieceFile> {
+    const data = await open(path, 'r');
+    try {
+      const { size } = await data.stat();
+      if (size !== metainfo.length) {
+        throw new KrillError('InvalidArgument', 'ERR_PIECE_FILE_SIZE', `seed file ${path} has ${size} bytes; the metainfo of ${metainfo.digest} says ${metainfo.length}`);
+      }
+    } catch (err) {
+      await data.close();
+      throw err;
+    }
+    const n = metainfo.pieces.length;
+    return new PieceFile(metainfo, data, undefined, new Uint8Array(n).fill(1), n);
+  }
+
+  /** True for a file opened with `seed`. */
+  get seedOnly(): boolean {
+    return this.status === undefined;
   }
 
   get pieceCount(): number {
@@ -80,6 +112,8 @@ export class PieceFile extends EventEmitter {
    */
   async write(index: number, bytes: Buffer): Promise<boolean> {
     this.checkIndex(index);
+    const status = this.status;
+    if (!status) throw new KrillError('FailedPrecondition', 'ERR_PIECE_READ_ONLY', `${this.metainfo.digest} is open for seeding only`);
     if (this.has(index)) return false;
     const want = this.pieceSize(index);
     const hash = createHash('sha256').update(bytes).digest('hex');
@@ -89,7 +123,7 @@ export class PieceFile extends EventEmitter {
     await this.data.write(bytes, 0, bytes.length, index * this.metainfo.pieceLength);
     // The status byte must never get to disk before the data it vouches for.
     await this.data.datasync();
-    await this.status.write(Uint8Array.of(1), 0, 1, index);
+    await status.write(Uint8Array.of(1), 0, 1, index);
     if (this.has(index)) return false;
     this.present[index] = 1;
     this.count++;
@@ -132,7 +166,7 @@ export class PieceFile extends EventEmitter {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.data.close(), this.status.close()]);
+    await Promise.allSettled([this.data.close(), this.status?.close()]);
   }
 
   private checkIndex(index: number): void {

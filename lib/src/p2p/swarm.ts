@@ -24,6 +24,13 @@ export interface SwarmOptions {
   endgameThreshold?: number;
   ingress?: Pacer;
   egress?: Pacer;
+  /**
+   * Connections kept at most; one more is closed at once. About ten keep a link busy while
+   * spreading pieces (Kraken and BitTorrent clients use a similar number); unlimited by default.
+   */
+  maxPeers?: number;
+  /** The file is complete and its whole digest already checked (a seeder's stored blob). */
+  verified?: boolean;
 }
 
 interface Peer {
@@ -48,6 +55,8 @@ export class Swarm extends EventEmitter {
   private readonly timeoutMs: number;
   private readonly timer: NodeJS.Timeout;
   readonly blacklist = new Set<string>();
+  /** Pieces received and being verified and written. */
+  private readonly writing = new Set<number>();
   /** Bytes received from peers, by whether the peer is an origin. */
   readonly received = { origin: 0, peer: 0 };
   /** Bytes of pieces served to others. */
@@ -63,16 +72,38 @@ export class Swarm extends EventEmitter {
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
     o.file.on('piece', (i: number) => this.announce(i));
-    if (o.file.complete) this.verifySafely();
+    if (o.file.complete) {
+      // A seeder's file was verified when it was stored; hashing it again would read it all.
+      if (o.verified) this.verified = true;
+      else this.verifySafely();
+    }
   }
 
   get file(): PieceFile {
     return this.o.file;
   }
 
+  /** Connections open now. */
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  /** Connections open now to origins. */
+  get originCount(): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.origin) n++;
+    return n;
+  }
+
+  /** Whether the peer with this key is connected. */
+  connected(key: string): boolean {
+    return this.peers.has(key);
+  }
+
   /** Adds a connection whose handshake has been exchanged; `remote` is the peer's handshake. */
   add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false): void {
-    if (this.blacklist.has(key) || this.peers.has(key)) return wire.close();
+    if (this.closed || this.blacklist.has(key) || this.peers.has(key)) return wire.close();
+    if (this.o.maxPeers !== undefined && this.peers.size >= this.o.maxPeers) return wire.close();
     const has = new Uint8Array(this.o.file.pieceCount);
     for (let i = 0; i < has.length; i++) has[i] = (remote.bitfield[i >> 3]! >> (7 - (i & 7))) & 1;
     const peer: Peer = { key, wire, has, asked: new Map(), origin, bytesIn: 0 };
@@ -135,9 +166,12 @@ export class Swarm extends EventEmitter {
 
   private async receive(peer: Peer, index: number, data: Buffer): Promise<void> {
     if (!peer.asked.delete(index)) return;
-    this.picker.settled(index);
-    await this.o.ingress?.take(data.length);
+    // The piece stays "requested" in the picker, and is never picked, until it is written: while
+    // the write (and its sync) is under way the file does not have it yet, and picking it again
+    // then (from any peer, this one included in endgame) doubled what the sources sent.
+    this.writing.add(index);
     try {
+      await this.o.ingress?.take(data.length);
       // Only new pieces count: an endgame duplicate that lost the race is not a useful byte.
       if (await this.o.file.write(index, data)) {
         peer.bytesIn += data.length;
@@ -148,6 +182,9 @@ export class Swarm extends EventEmitter {
       this.emit('corrupt', peer.key);
       this.ban(peer, `sent a corrupt piece ${index}`);
       return;
+    } finally {
+      this.writing.delete(index);
+      this.picker.settled(index);
     }
     this.fill(peer);
   }
@@ -168,7 +205,7 @@ export class Swarm extends EventEmitter {
   private fill(peer: Peer): void {
     if (peer.wire.isClosed || this.o.file.complete) return;
     while (peer.asked.size < this.pipeline) {
-      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i));
+      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i));
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
       this.picker.requested(index);

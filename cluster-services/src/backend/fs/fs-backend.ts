@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NotFoundError, type Digest, type Logger, type Schema } from '@krill/lib';
+import { NotFoundError, type Digest, type Logger, type Metainfo, type Schema } from '@krill/lib';
 import type { Backend, BackendBlobInfo, ListPage } from '../backend.js';
-import { blobKey, validateDigest, validateLimit, validateNamespace, validateUploadArgs } from '../blob-key.js';
+import { blobKey, metainfoKey, validateDigest, validateLimit, validateNamespace, validateUploadArgs } from '../blob-key.js';
 import { listBlobs } from './fs-list.js';
 import { createVerifier } from './verifier.js';
 
@@ -113,6 +113,32 @@ export function createFsBackend(options: FsBackendOptions): Backend {
       } catch (err) {
         body.destroy();
         await rm(tmp, { force: true }).catch((rmErr: unknown) => logger.warn({ err: rmErr, tmp }, 'fs backend: removing a failed upload'));
+        throw err;
+      }
+    },
+
+    async putMetainfo(namespace: string, digest: Digest, metainfo: Metainfo): Promise<void> {
+      validateNamespace(namespace);
+      const final = join(root, metainfoKey(validateDigest(digest)));
+      const tmp = join(root, UPLOADS_DIR, `${digest.slice(7, 23)}-${randomBytes(8).toString('hex')}.metainfo`);
+      await mkdir(dirname(tmp), { recursive: true });
+      try {
+        // Written whole and renamed, so a reader sees the old sidecar, the new one or none.
+        await writeFile(tmp, JSON.stringify(metainfo), { flush: true });
+        await mkdir(dirname(final), { recursive: true });
+        await rename(tmp, final);
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw err;
+      }
+    },
+
+    async getMetainfo(namespace: string, digest: Digest): Promise<Metainfo | undefined> {
+      validateNamespace(namespace);
+      try {
+        return JSON.parse(await readFile(join(root, metainfoKey(validateDigest(digest))), 'utf8')) as Metainfo;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
         throw err;
       }
     },

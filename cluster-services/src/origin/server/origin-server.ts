@@ -6,6 +6,8 @@ import { createBackendRouter } from '../../backend/index.js';
 import type { OriginConfig } from '../config.js';
 import { createBlobStore } from '../store/fs-blob-store.js';
 import { createWritebackQueue } from '../writeback/writeback-queue.js';
+import { createOriginSeeder } from '../seeder/origin-seeder.js';
+import type { OriginSeeder, PeerEndpoint } from '../seeder/seeder.js';
 import { createMissFetcher } from './fetch-on-miss.js';
 import { replicate } from './replicator.js';
 import { registerOriginRoutes } from './routes.js';
@@ -18,10 +20,15 @@ export interface RunningOrigin {
    * the devcluster start origins on port 0 and introduce them to each other afterwards.
    */
   setCluster(origins: string[]): void;
+  /** The seeder's peer endpoint (as `GET /peer` answers), when `peer` is configured. */
+  peer?: PeerEndpoint;
   close(): Promise<void>;
 }
 
-/** Opens the store and the write-back queue, then serves the origin's blob API. */
+/**
+ * Opens the store and the write-back queue, starts the P2P seeder when `peer` is configured,
+ * then serves the origin's blob API.
+ */
 export async function startOrigin(config: OriginConfig, deps: { logger: Logger }): Promise<RunningOrigin> {
   const logger = deps.logger;
   const service = createHttpService({ name: 'origin', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
@@ -37,6 +44,20 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
   const fetches = new Counter({ name: 'krill_origin_fetch_on_miss_total', help: 'Blobs fetched from a backend on a miss, by result.', labelNames: ['result'], registers: [metrics] });
   const replications = new Counter({ name: 'krill_origin_replications_total', help: 'Copies to other owners, by result.', labelNames: ['result'], registers: [metrics] });
   const fetcher = createMissFetcher({ store, router, logger, fetches });
+  let seeder: OriginSeeder | undefined;
+  if (config.peer) {
+    try {
+      seeder = await createOriginSeeder({
+        peer: config.peer, trackers: config.trackers, store, fetcher, router, metrics,
+        // Under the store's directory: the same filesystem, so the store's copy is a local one.
+        scratchDir: join(config.store.dir, 'seeding'), logger: logger.child({ part: 'seeder' }),
+      });
+    } catch (err) {
+      await writeback.close();
+      await router.close();
+      throw err;
+    }
+  }
   // Replication streams whole blobs to peers; keep-alive connections are reused between blobs.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000 });
   // Copies still running at close are cut off: the blob is durable here and in the write-back queue.
@@ -50,7 +71,7 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
   };
 
   registerOriginRoutes(service.app, {
-    store, writeback, fetcher, logger,
+    store, writeback, fetcher, logger, ...(seeder ? { seeder } : {}),
     ring: () => ring!,
     replicaDelayMs: config.writeback.replicaDelayMs,
     replicate: (namespace, digest) => {
@@ -66,6 +87,7 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
   try {
     url = await service.listen(config.listen.host, config.listen.port);
   } catch (err) {
+    await seeder?.close();
     await writeback.close();
     await router.close();
     throw err;
@@ -76,8 +98,10 @@ export async function startOrigin(config: OriginConfig, deps: { logger: Logger }
   return {
     url: self,
     setCluster,
+    ...(seeder ? { peer: seeder.endpoint } : {}),
     close: once(async () => {
       await service.close();
+      await seeder?.close();
       stopping.abort();
       await Promise.all(copying);
       await writeback.close();

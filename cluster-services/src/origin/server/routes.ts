@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import {
-  InvalidArgumentError, parseDigest, parseRange, useJsonErrors,
+  InvalidArgumentError, NotFoundError, parseDigest, parseRange, useJsonErrors,
   type Digest, type HashRing, type Logger,
 } from '@krill/lib';
 import type { BlobStore } from '../store/blob-store.js';
 import type { WritebackQueue } from '../writeback/writeback-queue.js';
+import type { OriginSeeder } from '../seeder/seeder.js';
 import type { MissFetcher } from './fetch-on-miss.js';
 
 export interface OriginRouteDeps {
@@ -16,6 +17,8 @@ export interface OriginRouteDeps {
   /** Replicates an accepted blob to the other owners, in the background. */
   replicate(namespace: string, digest: Digest): void;
   replicaDelayMs: number;
+  /** The P2P seeder, when configured. */
+  seeder?: OriginSeeder;
   logger: Logger;
 }
 
@@ -25,7 +28,12 @@ type Query = { namespace?: string; digest?: string; replica?: string; local?: st
  * The origin's HTTP blob API (internal: only the origin client calls it).
  * - `HEAD|GET /blobs/:digest[?namespace=ns][&local=1]`: size / bytes (Range → 206). With a
  *   namespace and without `local`, a blob missing here is fetched from the backend first.
- * - `GET /blobs/:digest/metainfo`, `GET /blobs/:digest/locations`, `DELETE /blobs/:digest`.
+ * - `GET /blobs/:digest/metainfo[?namespace=ns]`: with a namespace, a blob missing here is
+ *   fetched first; with the seeder, a blob whose backend keeps a metainfo sidecar is answered
+ *   from the sidecar at once and streamed in to be seeded.
+ * - `GET /blobs/:digest/locations`, `DELETE /blobs/:digest`.
+ * - `GET /peer` → `{ ip, port, peerId }` (hex): the seeder's endpoint; NotFound
+ *   ERR_PEER_NOT_CONFIGURED when the origin does not seed over P2P.
  * - `PUT /blobs/:digest?namespace=ns[&replica=1]`: the whole blob in one streamed body.
  * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id` with `Upload-Offset: n` or
  *   `Content-Range: start-end` (where the chunk goes; without either it is appended);
@@ -74,8 +82,14 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
   app.get('/blobs/:digest/metainfo', async (req) => {
     const digest = digestOf(req);
     const ns = namespaceOf(req, false);
+    if (ns !== undefined && d.seeder) return d.seeder.metainfo(ns, digest);
     if (ns !== undefined) await d.fetcher.ensure(ns, digest);
     return d.store.metainfo(digest);
+  });
+
+  app.get('/peer', async () => {
+    if (!d.seeder) throw new NotFoundError('this origin does not seed over P2P (no peer config)', { code: 'ERR_PEER_NOT_CONFIGURED' });
+    return d.seeder.endpoint;
   });
 
   app.get('/blobs/:digest/locations', async (req) => ({ owners: d.ring().owners(digestOf(req)) }));

@@ -16,6 +16,14 @@ export interface BlobInfo {
   size: number;
 }
 
+/** A stored blob held open for a reader of its file; see BlobReader.hold. */
+export interface BlobHold {
+  /** The blob's data file: verified, complete, and unchanging while held. */
+  readonly path: string;
+  /** Lets the blob go; calling it again does nothing. */
+  release(): void;
+}
+
 export interface BlobReader {
   /** Size of a stored blob. NotFound when absent. */
   stat(digest: Digest): Promise<BlobInfo>;
@@ -29,6 +37,13 @@ export interface BlobReader {
    * one computation), and kept beside the blob. NotFound when absent.
    */
   metainfo(digest: Digest): Promise<Metainfo>;
+  /**
+   * Holds a stored blob for a reader that needs its file rather than a stream (the P2P seeder
+   * reads pieces at random for as long as it seeds): until released, the blob is not evicted
+   * and `delete` refuses it (FailedPrecondition ERR_BLOB_HELD). Holds are counted, apart from
+   * write-back pins. NotFound when absent. The caller must release it.
+   */
+  hold(digest: Digest): Promise<BlobHold>;
 }
 
 export interface BlobWriter {
@@ -39,7 +54,10 @@ export interface BlobWriter {
    * The bytes are fsynced before the rename, so a blob that is visible survives a power cut.
    */
   put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<BlobInfo>;
-  /** Removes a blob; NotFound when absent; FailedPrecondition (ERR_BLOB_PINNED) when pinned. */
+  /**
+   * Removes a blob; NotFound when absent; FailedPrecondition ERR_BLOB_PINNED when pinned,
+   * ERR_BLOB_HELD when held.
+   */
   delete(digest: Digest): Promise<void>;
   /** Marks a blob as not evictable (write-back pending) or evictable again. NotFound when absent. */
   setPinned(digest: Digest, pinned: boolean): Promise<void>;

@@ -146,6 +146,19 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       }
       return p;
     },
+    async hold(digest) {
+      if (!index.has(digest)) throw notFound(digest);
+      index.hold(digest);
+      index.touch(digest);
+      let held = true;
+      return {
+        path: layout.data(digest),
+        release() {
+          if (held) index.release(digest);
+          held = false;
+        },
+      };
+    },
     async put(digest, body, opts = {}) {
       const existing = index.size(digest);
       if (existing !== undefined) {
@@ -172,6 +185,7 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     async delete(digest) {
       if (!index.has(digest)) throw notFound(digest);
       if (index.isPinned(digest)) throw new FailedPreconditionError(`blob ${digest} is waiting for write-back and cannot be deleted`, { code: 'ERR_BLOB_PINNED' });
+      if (index.isHeld(digest)) throw new FailedPreconditionError(`blob ${digest} is being seeded and cannot be deleted`, { code: 'ERR_BLOB_HELD' });
       await evict(digest);
     },
     async setPinned(digest, pinned) {

@@ -31,4 +31,22 @@ describe('blob index (LRU by bytes)', () => {
     expect(index.touch(d, 200_000)).toBe(false);
   });
 
+
+  it('never evicts a held blob, counts holds, and keeps holds apart from pins', () => {
+    const index = new BlobIndex();
+    index.add(a, 100, 1_000);
+    index.add(b, 100, 2_000);
+    index.hold(a);
+    index.hold(a);
+    index.pin(a);
+    expect(index.victims(100, 200)).toEqual([b]);
+    // The write-back finishing does not free a blob still being seeded.
+    index.unpin(a);
+    expect(index.victims(100, 200)).toEqual([b]);
+    index.release(a);
+    expect(index.isHeld(a)).toBe(true);
+    index.release(a);
+    expect(index.isHeld(a)).toBe(false);
+    expect(index.victims(100, 200)).toEqual([a]);
+  });
 });

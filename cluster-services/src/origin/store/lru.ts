@@ -12,6 +12,8 @@ interface Entry {
 export class BlobIndex {
   private readonly entries = new Map<Digest, Entry>();
   private readonly pins = new Set<Digest>();
+  /** Readers holding a blob's file open (the P2P seeder), counted: several may hold one blob. */
+  private readonly holds = new Map<Digest, number>();
   private bytes = 0;
 
   get usedBytes(): number {
@@ -66,14 +68,32 @@ export class BlobIndex {
   }
 
   /**
-   * Unpinned blobs to evict, least recently used first, until `needed` more bytes would fit;
-   * undefined when pinned blobs leave no room. The caller removes them at once.
+   * A held blob is not evicted either. Holds are apart from pins so that a reader letting go
+   * never unpins a blob whose write-back is still pending.
+   */
+  hold(d: Digest): void {
+    this.holds.set(d, (this.holds.get(d) ?? 0) + 1);
+  }
+
+  release(d: Digest): void {
+    const n = (this.holds.get(d) ?? 0) - 1;
+    if (n > 0) this.holds.set(d, n);
+    else this.holds.delete(d);
+  }
+
+  isHeld(d: Digest): boolean {
+    return this.holds.has(d);
+  }
+
+  /**
+   * Unpinned, unheld blobs to evict, least recently used first, until `needed` more bytes would
+   * fit; undefined when pinned and held blobs leave no room. The caller removes them at once.
    */
   victims(needed: number, capacity: number): Digest[] | undefined {
     let over = this.bytes + needed - capacity;
     if (over <= 0) return [];
     const out: Digest[] = [];
-    const candidates = [...this.entries].filter(([d]) => !this.pins.has(d)).sort((a, b) => a[1].lastAccess - b[1].lastAccess);
+    const candidates = [...this.entries].filter(([d]) => !this.pins.has(d) && !this.holds.has(d)).sort((a, b) => a[1].lastAccess - b[1].lastAccess);
     for (const [d, e] of candidates) {
       out.push(d);
       over -= e.size;

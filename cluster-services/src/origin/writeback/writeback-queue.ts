@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { Gauge, Counter, type Registry } from 'prom-client';
 import { isCategory, type Digest, type Logger } from '@krill/lib';
-import type { BackendRouter } from '../../backend/index.js';
+import type { Backend, BackendRouter } from '../../backend/index.js';
 import type { BlobStore } from '../store/blob-store.js';
 
 export interface WritebackOptions {
@@ -27,7 +27,10 @@ interface Task {
 /**
  * The durable write-back queue: every blob an origin accepts is written to its namespace's
  * backend by a task kept in SQLite until it succeeds, retried with exponential backoff and
- * resumed after a restart. While a task is pending its blob is pinned in the store.
+ * resumed after a restart. While a task is pending its blob is pinned in the store. Where the
+ * backend keeps metainfo sidecars, the blob's metainfo is written beside it too (after the blob,
+ * and only when missing), so an origin fetching it on a miss can serve pieces as they arrive; a
+ * sidecar that fails to write is logged and not retried, since it is an optimisation.
  */
 export interface WritebackQueue {
   /** Queues a write-back, due after `delayMs`; an existing task for the pair keeps the earlier time. */
@@ -86,6 +89,18 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
     results?.inc({ result: reason });
   }
 
+  /** Writes the blob's metainfo sidecar where the backend keeps them and lacks this one. */
+  async function writeSidecar(t: Task, backend: Backend, signal: AbortSignal): Promise<void> {
+    if (!backend.putMetainfo || !backend.getMetainfo) return;
+    try {
+      if (await backend.getMetainfo(t.namespace, t.digest, signal)) return;
+      await backend.putMetainfo(t.namespace, t.digest, await o.store.metainfo(t.digest), signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      log.warn({ digest: t.digest, namespace: t.namespace, backend: backend.kind, err: (err as Error).message }, 'writing the metainfo sidecar failed; a miss will fetch this blob whole');
+    }
+  }
+
   async function run(t: Task): Promise<void> {
     const backend = o.router.tryRoute(t.namespace);
     if (!backend) {
@@ -100,6 +115,7 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
     try {
       try {
         await backend.stat(t.namespace, t.digest, signal);
+        await writeSidecar(t, backend, signal);
         return await finish(t, 'present');
       } catch (err) {
         if (!isCategory(err, 'NotFound')) throw err;
@@ -114,6 +130,7 @@ export function createWritebackQueue(o: WritebackOptions): WritebackQueue {
       }
       await backend.upload(t.namespace, t.digest, await o.store.open(t.digest), size, signal);
       log.info({ digest: t.digest, namespace: t.namespace, backend: backend.kind, size }, 'written back');
+      await writeSidecar(t, backend, signal);
       await finish(t, 'ok');
     } catch (err) {
       // Stopped by close: the task stays due and runs again after the restart.
