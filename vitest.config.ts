@@ -9,11 +9,12 @@ export default defineConfig({
     alias: {
       '@krill/lib': src('lib'),
       '@krill/cluster-services': src('cluster-services'),
+      '@krill/node-daemon': src('node-daemon'),
       '@krill/conformance': src('conformance'),
     },
   },
   test: {
-    include: ['{lib,cluster-services,cli,conformance}/src/**/*.test.ts'],
+    include: ['{lib,cluster-services,node-daemon,cli,conformance}/src/**/*.test.ts'],
     // Suites start real servers (origins, registries, s3rver) and move hundreds of MB on loopback.
     testTimeout: 180_000,
     hookTimeout: 180_000,

@@ -114,3 +114,13 @@ export function parseTag(tag: string): string {
   if (!TAG_RE.test(tag)) throw new InvalidArgumentError(`tag ${JSON.stringify(tag)} is invalid`, { code: 'ERR_TAG_INVALID' });
   return tag;
 }
+
+/** The media type of stored manifest bytes: its `mediaType` field, or the shape of the document. */
+export function manifestMediaType(bytes: Uint8Array): string {
+  try {
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { mediaType?: string; manifests?: unknown };
+    return doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
+  } catch {
+    return MediaType.OciManifest;
+  }
+}

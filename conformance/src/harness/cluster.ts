@@ -40,7 +40,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const origins = [];
     for (let i = 0; i < (o.origins ?? 3); i++) {
       const config = validateConfig<OriginConfig>(originConfigSchema, {
-        listen: { port: 0 }, store: { dir: join(o.dir, `origin-${i}`) },
+        // Every origin seeds over the peer wire too, on a port of its own.
+        listen: { port: 0 }, peer: { port: 0 }, store: { dir: join(o.dir, `origin-${i}`) },
         backends: o.backends ?? [{ namespace: '.*', fs: { root: join(o.dir, 'backend') } }],
         registries: o.registries ?? {},
       });
