@@ -1,3 +1,4 @@
+import { agentConfigSchema, startAgent, type AgentConfig } from '@krill/node-daemon';
 import {
   buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, startBuildIndex, startOrigin, startProxy, startTracker, trackerConfigSchema,
   type BuildIndexConfig, type OriginConfig, type ProxyConfig, type TrackerConfig,
@@ -38,4 +39,13 @@ export const trackerCommand = serviceCommand<TrackerConfig>({
   schema: trackerConfigSchema,
   envPrefix: 'KRILL_TRACKER',
   start: (config, deps) => startTracker(config, deps),
+});
+
+export const agentCommand = serviceCommand<AgentConfig>({
+  name: 'agent',
+  summary: 'run a node agent: P2P blob downloads, a disk cache, and the local registry API',
+  description: 'Fetches blobs from peers and origins in SHA-256 verified pieces, keeps them in a disk cache\n(LRU under a byte capacity) and seeds them, and serves the OCI distribution read API on\nloopback so that containerd, ctr or skopeo can pull through it.',
+  schema: agentConfigSchema,
+  envPrefix: 'KRILL_AGENT',
+  start: (config, deps) => startAgent(config, deps),
 });

@@ -7,6 +7,13 @@ import type { WireMessage } from '../wire/messages.js';
 import type { PieceFile } from './piece-file.js';
 import { PiecePicker } from './piece-picker.js';
 
+/**
+ * Pieces being sent at once per swarm: enough to keep a link busy (each send waits until the
+ * socket drains, and the kernel buffers more), few enough that the order of the queue decides.
+ */
+const SENDS_AT_ONCE = 4;
+const DEFAULT_INFLIGHT_BYTES = 48 * 1024 * 1024;
+
 /** Something that paces bytes (a TokenBucket, or UNLIMITED). */
 export interface Pacer {
   take(n: number): Promise<void>;
@@ -29,6 +36,12 @@ export interface SwarmOptions {
    * spreading pieces (Kraken and BitTorrent clients use a similar number); unlimited by default.
    */
   maxPeers?: number;
+  /**
+   * Bytes requested and not yet received, over all peers, at most: every answer is held in memory
+   * until it is verified and written, so this bounds a download's memory whatever the piece
+   * length and peer count (default 48 MiB: 12 pieces of 4 MiB, two seconds of a 25 MB/s link).
+   */
+  maxInflightBytes?: number;
   /** The file is complete and its whole digest already checked (a seeder's stored blob). */
   verified?: boolean;
 }
@@ -52,13 +65,21 @@ export class Swarm extends EventEmitter {
   private readonly peers = new Map<string, Peer>();
   private readonly picker: PiecePicker;
   private readonly pipeline: number;
+  /** Requests outstanding over all peers at most (see maxInflightBytes). */
+  private readonly maxOutstanding: number;
   private readonly timeoutMs: number;
   private readonly timer: NodeJS.Timeout;
   readonly blacklist = new Set<string>();
   /** Pieces received and being verified and written. */
   private readonly writing = new Set<number>();
+  /** Requests waiting to be served, and how often each piece was sent. */
+  private queue: Array<{ peer: Peer; index: number }> = [];
+  private readonly sentCount: Uint32Array;
+  private sending = 0;
   /** Bytes received from peers, by whether the peer is an origin. */
   readonly received = { origin: 0, peer: 0 };
+  /** Bytes of pieces that arrived but were not needed (cancelled, or duplicates that lost a race). */
+  readonly discarded = { origin: 0, peer: 0 };
   /** Bytes of pieces served to others. */
   served = 0;
   private verified = false;
@@ -66,8 +87,10 @@ export class Swarm extends EventEmitter {
 
   constructor(private readonly o: SwarmOptions) {
     super();
+    this.sentCount = new Uint32Array(o.file.pieceCount);
     this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
     this.pipeline = o.pipeline ?? 4;
+    this.maxOutstanding = Math.max(1, Math.floor((o.maxInflightBytes ?? DEFAULT_INFLIGHT_BYTES) / o.file.metainfo.pieceLength));
     this.timeoutMs = o.requestTimeoutMs ?? 15_000;
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
@@ -142,6 +165,7 @@ export class Swarm extends EventEmitter {
         if (m.index < peer.has.length && !peer.has[m.index]) {
           peer.has[m.index] = 1;
           this.picker.addHave(m.index);
+          if (!peer.origin) this.preferPeer(m.index);
         }
         return this.fill(peer);
       case 'complete':
@@ -150,22 +174,103 @@ export class Swarm extends EventEmitter {
       case 'error':
         if (peer.asked.delete(m.index)) this.picker.settled(m.index);
         return this.fillAll();
+      case 'cancel':
+        this.queue = this.queue.filter((q) => !(q.peer === peer && q.index === m.index));
+        return undefined;
       default:
         return undefined;
     }
   }
 
-  private async serve(peer: Peer, index: number): Promise<void> {
+  /**
+   * A peer now has a piece that is asked only of origins: the origin request is withdrawn so the
+   * piece can come from the peer instead. An origin's link is the one every agent shares; what a
+   * peer can give should not take its time (with this, origins send about one copy of a blob).
+   */
+  private preferPeer(index: number): void {
+    for (const p of this.peers.values()) {
+      if (!p.asked.has(index)) continue;
+      if (!p.origin) return;
+    }
+    for (const p of this.peers.values()) {
+      if (p.origin && p.asked.delete(index)) {
+        this.picker.settled(index);
+        void p.wire.send({ type: 'cancel', index }).catch(() => undefined);
+        this.fill(p);
+      }
+    }
+  }
+
+  /**
+   * Requests are queued and served a few at a time, pieces sent least often first: a seeder whose
+   * link all peers share sends every piece once before it sends any twice, so the swarm gets the
+   * whole blob from it as early as its link allows and spreads the copies itself.
+   */
+  private serve(peer: Peer, index: number): void {
     if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {
       return void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index} is not here`, index }).catch(() => undefined);
     }
+    this.queue.push({ peer, index });
+    this.pump();
+  }
+
+  /**
+   * Up to SENDS_AT_ONCE senders; each first waits for egress budget for a piece, and only then
+   * chooses what to send, so the choice is made when the bytes can really leave. The choice:
+   * the queued request whose piece was sent least often. A complete seeder asked for a piece it
+   * already sent, while it holds pieces it never sent that the asker lacks and nobody asked for,
+   * sends one of those instead and tells the asker its piece is unavailable here (it then gets
+   * it from the peer that has it): the seeder's link carries each piece once before any twice.
+   */
+  private pump(): void {
+    while (this.sending < SENDS_AT_ONCE && this.queue.length > 0) {
+      this.sending++;
+      this.sendNext().catch((err: unknown) => { if (!this.closed) this.emit('warning', err); }).finally(() => {
+        this.sending--;
+        this.pump();
+      });
+    }
+  }
+
+  private async sendNext(): Promise<void> {
+    await this.o.egress?.take(this.o.file.metainfo.pieceLength);
+    const entry = this.choose();
+    if (!entry) return;
+    const { peer, index, substitute } = entry;
+    this.sentCount[index]!++;
+    if (substitute !== undefined) {
+      void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index}: ask a peer`, index: substitute }).catch(() => undefined);
+    }
     const data = await this.o.file.read(index);
-    await this.o.egress?.take(data.length);
     await peer.wire.send({ type: 'piece', index, data }).then(() => { this.served += data.length; }, () => undefined);
   }
 
+  private choose(): { peer: Peer; index: number; substitute?: number } | undefined {
+    this.queue = this.queue.filter((q) => !q.peer.wire.isClosed && !q.peer.has[q.index]);
+    if (this.queue.length === 0) return undefined;
+    let best = 0;
+    for (let i = 1; i < this.queue.length; i++) {
+      if (this.sentCount[this.queue[i]!.index]! < this.sentCount[this.queue[best]!.index]!) best = i;
+    }
+    const { peer, index } = this.queue.splice(best, 1)[0]!;
+    if (this.sentCount[index] === 0 || !this.o.file.complete) return { peer, index };
+    const queued = new Set(this.queue.map((q) => q.index));
+    for (let j = 0; j < this.sentCount.length; j++) {
+      if (this.sentCount[j] === 0 && !peer.has[j] && !queued.has(j)) return { peer, index: j, substitute: index };
+    }
+    return { peer, index };
+  }
+
   private async receive(peer: Peer, index: number, data: Buffer): Promise<void> {
-    if (!peer.asked.delete(index)) return;
+    const asked = peer.asked.delete(index);
+    // An origin may send a piece it was not asked for in place of one it had sent before (see
+    // pump); it is taken if still needed, and verified like any other.
+    const offered = !asked && peer.origin && index < this.o.file.pieceCount && !this.o.file.has(index) && !this.writing.has(index);
+    if (!asked && !offered) {
+      this.discarded[peer.origin ? 'origin' : 'peer'] += data.length;
+      return;
+    }
+    if (offered) this.picker.requested(index);
     // The piece stays "requested" in the picker, and is never picked, until it is written: while
     // the write (and its sync) is under way the file does not have it yet, and picking it again
     // then (from any peer, this one included in endgame) doubled what the sources sent.
@@ -176,6 +281,8 @@ export class Swarm extends EventEmitter {
       if (await this.o.file.write(index, data)) {
         peer.bytesIn += data.length;
         this.received[peer.origin ? 'origin' : 'peer'] += data.length;
+      } else {
+        this.discarded[peer.origin ? 'origin' : 'peer'] += data.length;
       }
     } catch (err) {
       if ((err as KrillError).code !== 'ERR_PIECE_CORRUPT') throw err;
@@ -186,7 +293,9 @@ export class Swarm extends EventEmitter {
       this.writing.delete(index);
       this.picker.settled(index);
     }
+    // The shared cap may have held other peers back; they get their turn too.
     this.fill(peer);
+    this.fillAll();
   }
 
   /** Tells every peer about a new piece, and cancels duplicate endgame requests for it. */
@@ -204,7 +313,9 @@ export class Swarm extends EventEmitter {
 
   private fill(peer: Peer): void {
     if (peer.wire.isClosed || this.o.file.complete) return;
-    while (peer.asked.size < this.pipeline) {
+    let outstanding = 0;
+    for (const p of this.peers.values()) outstanding += p.asked.size;
+    while (peer.asked.size < this.pipeline && outstanding++ < this.maxOutstanding) {
       const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i));
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
@@ -239,6 +350,7 @@ export class Swarm extends EventEmitter {
   private drop(peer: Peer): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
+    this.queue = this.queue.filter((q) => q.peer !== peer);
     this.picker.addPeer((i) => peer.has[i] === 1, -1);
     for (const index of peer.asked.keys()) this.picker.settled(index);
     this.fillAll();

@@ -139,7 +139,8 @@ export class Download extends EventEmitter {
     this.http?.stop();
     this.seedUntil = Date.now() + this.d.config.seedMs;
     const r = this.received();
-    this.d.logger.info({ digest: this.digest, size: this.metainfo.length, ms: Date.now() - this.startedAt, ...r }, 'blob complete');
+    const wasted = this.swarm.discarded;
+    this.d.logger.info({ digest: this.digest, size: this.metainfo.length, ms: Date.now() - this.startedAt, ...r, discardedOrigin: wasted.origin, discardedPeers: wasted.peer }, 'blob complete');
     this.settle.resolve();
     void this.announce();
   }
