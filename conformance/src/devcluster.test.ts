@@ -8,7 +8,7 @@ import { KRILL_BIN, freePort } from './harness/krill-process.js';
 import { copy, inspect } from './harness/skopeo.js';
 
 describe('krill devcluster', () => {
-  it('starts origins, tracker, build-index and proxy as processes, serves a push and a pull, and stops them all on SIGINT', async () => {
+  it('starts origins, tracker, build-index, proxy and agents as processes, serves a push and pulls through the proxy and both agents, and stops them all on SIGINT', async () => {
     const work = mkdtempSync(join(tmpdir(), 'krill-devcluster-'));
     // The layout uses base..base+22; a free base below the ephemeral range almost always has them free too.
     const base = await freePort();
@@ -22,12 +22,21 @@ describe('krill devcluster', () => {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`devcluster did not come up:\n${out}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    for (const port of [base, base + 2, base + 3, base + 4, base + 12, base + 22]) expect(out).toContain(`http://127.0.0.1:${port}`);
+    for (const port of [base, base + 2, base + 3, base + 4, base + 5, base + 12, base + 15, base + 22]) expect(out).toContain(`http://127.0.0.1:${port}`);
     const img = await smallImage(join(work, 'img'), 'v1', 'devcluster');
     const ref = `docker://127.0.0.1:${base}/demo/app:v1`;
     await copy(`oci:${img.dir}:v1`, ref);
     await copy(ref, `oci:${join(work, 'out')}:v1`);
     expect((await inspect(`oci:${join(work, 'out')}:v1`))['Digest']).toBe(img.manifest.digest);
+    // Through each node agent: every blob over the peer wire, from the origins and the other agent.
+    for (const agentPort of [base + 5, base + 15]) {
+      const out = join(work, `out-${agentPort}`);
+      await copy(`docker://127.0.0.1:${agentPort}/demo/app:v1`, `oci:${out}:v1`);
+      expect((await inspect(`oci:${out}:v1`))['Digest']).toBe(img.manifest.digest);
+      const metrics = await (await fetch(`http://127.0.0.1:${agentPort}/metrics`)).text();
+      const got = [...metrics.matchAll(/^krill_agent_received_bytes\{source="(peers|origins)"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
+      expect(got).toBeGreaterThan(0);
+    }
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(out).toContain('devcluster stopped');

@@ -17,11 +17,12 @@ interface Component {
 }
 
 /** The components of a devcluster on loopback, with fixed ports from `base` (Kraken's layout). */
-export function devclusterLayout(dir: string, base: number, origins: number): Component[] {
+export function devclusterLayout(dir: string, base: number, origins: number, agents = 2): Component[] {
   const host = '127.0.0.1';
   const originUrls = Array.from({ length: origins }, (_, i) => `http://${host}:${base + 2 + 10 * i}`);
   const buildIndexUrl = `http://${host}:${base + 4}`;
   const proxyUrl = `http://${host}:${base}`;
+  const trackerUrl = `http://${host}:${base + 3}`;
   const list: Component[] = originUrls.map((url, i) => ({
     name: `origin-${i}`,
     command: 'origin',
@@ -31,12 +32,15 @@ export function devclusterLayout(dir: string, base: number, origins: number): Co
       cluster: { origins: originUrls, replicas: Math.min(3, origins) },
       store: { dir: join(dir, `origin-${i}`) },
       backends: [{ namespace: '.*', fs: { root: join(dir, 'backend') } }],
+      // Each origin seeds over the peer wire one port below its HTTP port, and tells the tracker.
+      peer: { host, port: base + 1 + 10 * i },
+      trackers: { urls: [trackerUrl] },
     },
   }));
   list.push({
     name: 'tracker',
     command: 'tracker',
-    url: `http://${host}:${base + 3}`,
+    url: trackerUrl,
     config: { listen: { host, port: base + 3 }, origins: { urls: originUrls } },
   });
   list.push({
@@ -51,6 +55,18 @@ export function devclusterLayout(dir: string, base: number, origins: number): Co
     url: proxyUrl,
     config: { listen: { host, port: base }, origins: { urls: originUrls }, buildIndex: { urls: [buildIndexUrl] }, uploadDir: join(dir, 'proxy-uploads') },
   });
+  for (let i = 0; i < agents; i++) {
+    list.push({
+      name: `agent-${i}`,
+      command: 'agent',
+      url: `http://${host}:${base + 5 + 10 * i}`,
+      config: {
+        listen: { host, port: base + 5 + 10 * i }, peer: { host, port: base + 6 + 10 * i },
+        trackers: { urls: [trackerUrl] }, origins: { urls: originUrls, replicas: Math.min(3, origins) },
+        buildIndex: { urls: [buildIndexUrl] }, cache: { dir: join(dir, `agent-${i}`) },
+      },
+    });
+  }
   return list;
 }
 
@@ -58,22 +74,24 @@ export const devclusterCommand: Command = {
   name: 'devcluster',
   summary: 'run a local krill cluster on loopback (origins, tracker, build-index, proxy) until Ctrl-C',
   help: () => [
-    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N]',
+    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N] [--agents N]',
     '',
     'Starts a krill cluster on 127.0.0.1 with each component in its own process: N origins (a',
-    'filesystem backend under DIR/backend), a tracker, the build-index and the push proxy. Prints their',
-    'addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
+    'filesystem backend under DIR/backend, each also seeding over the peer wire), a tracker, the',
+    'build-index, the push proxy and N node agents (each a local registry that pulls peer-to-peer).',
+    'Prints their addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
     '',
     'Options:',
     '  --dir DIR        state directory (default .krill/devcluster)',
     '  --base-port N    proxy port; tracker N+3, build-index N+4, origins N+2, N+12, ... (default 15000)',
-    '  --origins N      number of origins (default 3)',
+    '  --origins N      number of origins (default 3); origin i peers on N+1+10i',
+    '  --agents N       number of node agents (default 2); agent i serves on N+5+10i, peers on N+6+10i',
     '',
   ].join('\n'),
   async run(args, io) {
     const values = parseOptions(args);
     const dir = resolve(values.dir ?? '.krill/devcluster');
-    const components = devclusterLayout(dir, values.basePort, values.origins);
+    const components = devclusterLayout(dir, values.basePort, values.origins, values.agents);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     mkdirSync(join(dir, 'build-index'), { recursive: true });
     const children = new Map<string, ChildProcess>();
@@ -113,16 +131,18 @@ export const devclusterCommand: Command = {
   },
 };
 
-function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number } {
+function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number; agents: number } {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' } }, strict: true });
+    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' }, agents: { type: 'string' } }, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const basePort = int(parsed.values['base-port'] ?? '15000', '--base-port', 1, 65_000);
   const origins = int(parsed.values.origins ?? '3', '--origins', 1, 9);
-  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins };
+  // Ports are laid out ten per index (see --help), so at most 9 of each fit before they collide.
+  const agents = int(parsed.values.agents ?? '2', '--agents', 0, 9);
+  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins, agents };
 }
 
 function int(text: string, flag: string, min: number, max: number): number {
@@ -155,9 +175,12 @@ function terminate(child: ChildProcess): Promise<void> {
   });
 }
 
+const hostOf = (components: Component[], name: string) => new URL(components.find((c) => c.name === name)!.url).host;
+
 function summary(dir: string, components: Component[]): string {
   const rows = components.map((c) => `  ${c.name.padEnd(12)} ${c.url}`);
   return ['krill devcluster is up:', ...rows, `  state        ${dir}`, `  logs         ${join(dir, 'logs')}`,
-    '', `Push with: skopeo copy --dest-tls-verify=false <src> docker://${new URL(components.at(-1)!.url).host}/<repo>:<tag>`,
+    '', `Push with: skopeo copy --dest-tls-verify=false <src> docker://${hostOf(components, 'proxy')}/<repo>:<tag>`,
+    ...(components.some((c) => c.name === 'agent-0') ? [`Pull peer-to-peer with: skopeo copy --src-tls-verify=false docker://${hostOf(components, 'agent-0')}/<repo>:<tag> <dest>`] : []),
     'Ctrl-C stops the cluster.', ''].join('\n');
 }

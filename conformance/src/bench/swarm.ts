@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
+
+/**
+ * `npm run bench:swarm -- --hosts N --size MB --cap MBps [--latency ms]` (1 MB = 10^6 bytes):
+ * one origin host and N agent hosts in the lab, every link capped at `cap` both ways; all agents
+ * ask for the same blob at the same moment. Then, in the same run, the same N hosts download it
+ * straight from the origin over HTTP. Prints for each: p50, p90, p99 and max completion time,
+ * the ideal (size / cap), p99 / ideal, the bytes the origin sent on its link, the agents' peak
+ * resident memory, and how busy the machine's cores were (near 100% means the CPU, not the
+ * network, was the limit).
+ */
+const { values } = parseArgs({ options: {
+  hosts: { type: 'string', default: '10' }, size: { type: 'string', default: '200' }, cap: { type: 'string', default: '25' },
+  latency: { type: 'string', default: '0' }, 'skip-direct': { type: 'boolean', default: false },
+} });
+const hosts = Number(values.hosts);
+const sizeMB = Number(values.size);
+const cap = Number(values.cap);
+const latencyMs = Number(values.latency);
+for (const [k, v] of [['hosts', hosts], ['size', sizeMB], ['cap', cap]] as const) {
+  if (!(v > 0)) throw new Error(`--${k} must be a positive number`);
+}
+const ideal = sizeMB / cap;
+const size = Math.round(sizeMB * 1e6);
+
+function row(name: string, r: SwarmRunResult): string {
+  const d = r.summary.completionMs;
+  const s = (ms: number | undefined) => (ms === undefined ? '   -  ' : (ms / 1000).toFixed(1).padStart(6));
+  const rss = r.peakRss.length ? `${(Math.max(...r.peakRss) / 1e6).toFixed(0)} MB` : '-';
+  return [
+    name.padEnd(7),
+    `done ${r.summary.completed}/${hosts}${r.verified === r.summary.completed ? '' : ` (${r.verified} verified!)`}`,
+    `p50 ${s(d?.p50)} p90 ${s(d?.p90)} p99 ${s(d?.p99)} max ${s(d?.max)} s`,
+    `p99/ideal ${d ? (d.p99 / 1000 / ideal).toFixed(2) : '-'}`,
+    `origin sent ${(r.originSent / 1e6).toFixed(0)} MB (${(r.originSent / size).toFixed(2)}x blob)`,
+    `peak RSS ${rss}`,
+    `cpu ${(r.cpuBusy * 100).toFixed(0)}%${r.cpuBusy > 0.9 ? ' (CPU-bound: the cores, not the links, were the limit)' : ''}`,
+  ].join(' | ');
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'krill-bench-swarm-'));
+  process.stdout.write(`bench:swarm: ${hosts} agent hosts + 1 origin host, ${sizeMB} MB blob, ${cap} MB/s caps${latencyMs ? `, ${latencyMs} ms latency` : ''}; ideal ${ideal.toFixed(1)} s\n`);
+  const timeoutMs = Math.max(60_000, ideal * 1000 * hosts * 3);
+  try {
+    const base = { agents: hosts, sizeBytes: size, capMBps: cap, timeoutMs, ...(latencyMs ? { latencyMs } : {}) };
+    const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill' });
+    process.stdout.write(`${row('krill', krill)}\n`);
+    const bySource = krill.summary.bytesBySource;
+    process.stdout.write(`        bytes received: peers ${((bySource['peers'] ?? 0) / 1e6).toFixed(0)} MB, origins ${((bySource['origins'] ?? 0) / 1e6).toFixed(0)} MB, origins over HTTP ${((bySource['originHttp'] ?? 0) / 1e6).toFixed(0)} MB\n`);
+    if (!values['skip-direct']) {
+      const direct = await runSwarm({ ...base, dir: join(work, 'direct'), mode: 'direct' });
+      process.stdout.write(`${row('direct', direct)}\n`);
+    }
+    if (krill.summary.failed > 0 || krill.verified !== krill.summary.completed) process.exitCode = 1;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:swarm failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,198 @@
+import { createCipheriv, createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { createFsBackend } from '@krill/cluster-services';
+import { PieceHasher, pieceLengthFor, silentLogger, type Digest } from '@krill/lib';
+import { createLab, createRunRecorder, type Lab, type LabHost, type LabProcess, type RunSummary } from '../lab/index.js';
+import { KRILL_BIN } from './krill-process.js';
+
+/** Fixed ports on every lab host: each host has its own address, so they never collide. */
+const PORT = { origin: 15002, originPeer: 15001, tracker: 15003, agent: 15005, agentPeer: 15006 } as const;
+const NAMESPACE = 'bench/blob';
+
+export interface SwarmRunOptions {
+  /** Working directory: configs, caches, the backend, logs. */
+  dir: string;
+  agents: number;
+  sizeBytes: number;
+  capMBps: number;
+  latencyMs?: number;
+  /** 'krill': agents pull through P2P; 'direct': each host GETs the blob from the origin over HTTP. */
+  mode: 'krill' | 'direct';
+  /** How long a host may take before the run counts it as failed. */
+  timeoutMs: number;
+  /** Kills agent 0 this long after the start (fault injection). */
+  killFirstAgentAfterMs?: number;
+}
+
+export interface SwarmRunResult {
+  summary: RunSummary;
+  /** Bytes the origin host sent on its link (headers included). */
+  originSent: number;
+  /** Peak resident set of each agent process, in bytes (krill mode). */
+  peakRss: number[];
+  /** Share of all cores busy during the run (0..1). */
+  cpuBusy: number;
+  /** The digest of the blob every host fetched. */
+  digest: Digest;
+  /** Whole-blob SHA-256 of every host's copy that completed (krill mode: the agent's cache file). */
+  verified: number;
+}
+
+/**
+ * One lab run: an origin host (origin + tracker) and `agents` agent hosts, every link capped at
+ * `capMBps` both ways, every host asked for the same blob at the same moment. The blob is put in
+ * the origin's filesystem backend beforehand (with its metainfo sidecar), so the origin fetches it
+ * on the first request and the network carries only the run itself.
+ */
+export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
+  mkdirSync(o.dir, { recursive: true });
+  const lab = await createLab({ hosts: [{ name: 'origin', capMBps: o.capMBps, ...(o.latencyMs ? { latencyMs: o.latencyMs } : {}) },
+    ...Array.from({ length: o.agents }, (_, i) => ({ name: `agent-${i}`, capMBps: o.capMBps, ...(o.latencyMs ? { latencyMs: o.latencyMs } : {}) }))] });
+  try {
+    const digest = await seedBackend(join(o.dir, 'backend'), o.sizeBytes);
+    const originHost = lab.host('origin');
+    const originUrl = `http://${originHost.ip}:${PORT.origin}`;
+    const trackerUrl = `http://${originHost.ip}:${PORT.tracker}`;
+    await Promise.all([
+      service(o.dir, originHost, 'origin', {
+        listen: { host: originHost.ip, port: PORT.origin }, peer: { host: originHost.ip, port: PORT.originPeer, egressMBps: pacedMBps(o.capMBps) },
+        cluster: { origins: [originUrl], replicas: 1 }, store: { dir: join(o.dir, 'origin-store') }, trackers: { urls: [trackerUrl] },
+        backends: [{ namespace: '.*', fs: { root: join(o.dir, 'backend') } }], logLevel: 'info',
+      }),
+      service(o.dir, originHost, 'tracker', { listen: { host: originHost.ip, port: PORT.tracker }, origins: { urls: [originUrl] }, logLevel: 'info' }),
+    ]);
+    const agentHosts = lab.hosts.filter((h) => h.name !== 'origin');
+    const before = await originHost.counters();
+    const cpu0 = cpuTicks();
+    const run = o.mode === 'krill'
+      ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest })
+      : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest);
+    const cpu1 = cpuTicks();
+    const after = await originHost.counters();
+    return { ...run, originSent: after.sent - before.sent, cpuBusy: (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total), digest };
+  } finally {
+    await lab.close();
+  }
+}
+
+async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { originUrl: string; trackerUrl: string; digest: Digest }) {
+  const agents = await Promise.all(hosts.map((h) => service(o.dir, h, 'agent', {
+    listen: { host: h.ip, port: PORT.agent }, peer: { host: h.ip, port: PORT.agentPeer },
+    trackers: { urls: [c.trackerUrl] }, origins: { urls: [c.originUrl], replicas: 1 },
+    // Tags are not used: every host asks for the blob by digest. Nothing listens there.
+    buildIndex: { urls: [`http://${lab.gatewayIp}:9`] }, cache: { dir: join(o.dir, `cache-${h.name}`) },
+    limits: { egressMBps: pacedMBps(o.capMBps) }, stallTimeoutMs: o.timeoutMs, logLevel: 'info',
+  })));
+  const rec = createRunRecorder();
+  const t0 = Date.now();
+  for (const h of hosts) rec.start(h.name, t0);
+  if (o.killFirstAgentAfterMs !== undefined) setTimeout(() => void agents[0]!.kill('SIGKILL'), o.killFirstAgentAfterMs);
+  const peakRss: number[] = [];
+  let verified = 0;
+  await Promise.all(hosts.map(async (h, i) => {
+    const p = agents[i]!;
+    try {
+      // A HEAD starts the download and answers once the metainfo is known; no blob bytes cross
+      // the agent's link towards the benchmark.
+      const res = await request(`http://${h.ip}:${PORT.agent}/v2/${NAMESPACE}/blobs/${c.digest}`, { method: 'HEAD' });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`HEAD answered ${res.statusCode}`);
+      const line = JSON.parse(await p.waitForLine(/"msg":"blob complete"/, { timeoutMs: o.timeoutMs })) as Record<string, number>;
+      rec.finish(h.name, line['time']!);
+      for (const s of ['peers', 'origins', 'originHttp']) rec.addBytes(h.name, s, line[s] ?? 0);
+      peakRss.push(peakRssOf(p.pid));
+      if ((await sha256File(join(o.dir, `cache-${h.name}`, 'blobs', c.digest.slice(7)))) === c.digest) verified++;
+    } catch (err) {
+      rec.fail(h.name, err);
+    }
+  }));
+  await Promise.all(agents.map((a) => a.kill('SIGTERM')));
+  return { summary: rec.summary(), peakRss, verified };
+}
+
+/** The baseline: every host GETs the whole blob from the origin at the same moment, hashing it. */
+async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, digest: Digest) {
+  // Processes start at once but wait for a common start time, so none gets a head start.
+  const startAt = Date.now() + 2000;
+  const script = `const [url, at] = process.argv.slice(1); const h = require('crypto').createHash('sha256');
+    setTimeout(async () => { const res = await fetch(url); let n = 0; for await (const c of res.body) { n += c.length; h.update(c); }
+    console.log(JSON.stringify({ done: Date.now(), bytes: n, digest: 'sha256:' + h.digest('hex'), status: res.status })); }, Number(at) - Date.now());`;
+  const rec = createRunRecorder();
+  let verified = 0;
+  await Promise.all(hosts.map(async (h) => {
+    rec.start(h.name, startAt);
+    const p = h.spawn(process.execPath, ['-e', script, url, String(startAt)]);
+    try {
+      const line = JSON.parse(await p.waitForLine(/"done"/, { timeoutMs: o.timeoutMs + 2000 })) as { done: number; bytes: number; digest: string };
+      rec.finish(h.name, line.done);
+      rec.addBytes(h.name, 'originHttp', line.bytes);
+      if (line.digest === digest) verified++;
+    } catch (err) {
+      rec.fail(h.name, err);
+    } finally {
+      await p.kill('SIGKILL');
+    }
+  }));
+  return { summary: rec.summary(), peakRss: [], verified };
+}
+
+/**
+ * The egress cap krill is configured with on a link of `cap` MB/s, as an operator would set it:
+ * just under the link, whose cap counts Ethernet, IP and TCP headers too (about 3% at full
+ * frames). Pacing in the process, not in the kernel's buffers, keeps the choice of which piece
+ * to send next close to the moment it goes out.
+ */
+const pacedMBps = (cap: number) => cap * 0.95;
+
+/** Starts `krill <command>` on a host and waits until it listens. */
+async function service(dir: string, host: LabHost, command: string, config: Record<string, unknown>): Promise<LabProcess> {
+  const file = join(dir, `${command}-${host.name}.yaml`);
+  // JSON is YAML; the config loader validates it as any operator's file.
+  writeFileSync(file, JSON.stringify(config));
+  const p = host.spawn(process.execPath, [KRILL_BIN, command, '--config', file], { logFile: join(dir, `${command}-${host.name}.log`) });
+  await p.waitForLine(new RegExp(`"msg":"${command} listening"`), { timeoutMs: 20_000 });
+  return p;
+}
+
+/** Writes a deterministic blob and its metainfo sidecar into a filesystem backend. */
+async function seedBackend(root: string, size: number): Promise<Digest> {
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, 9), Buffer.alloc(16));
+  const bytes = cipher.update(Buffer.alloc(size));
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+  const hasher = new PieceHasher(pieceLengthFor(size));
+  hasher.update(bytes);
+  const backend = createFsBackend({ root, logger: silentLogger() });
+  await backend.upload(NAMESPACE, digest, Readable.from([bytes]), size);
+  await backend.putMetainfo?.(NAMESPACE, digest, hasher.finish(digest));
+  return digest;
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  try {
+    for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+  } catch {
+    return '';
+  }
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** VmHWM: the peak resident set of a live process, in bytes (0 once it has exited). */
+function peakRssOf(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** All CPUs' ticks from /proc/stat: busy (everything but idle and iowait) and total. */
+function cpuTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - (f[4] ?? 0), total };
+}
