@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what krill's tests and benchmarks need on a Debian machine (run as root):
-# skopeo (registry client), docker-registry (CNCF distribution, the upstream registry),
+# skopeo (registry client), docker-registry (CNCF distribution, the upstream registry), containerd
+# (tests start their own, with their own root, state and socket),
 # apache2-utils (htpasswd for the registry's basic auth), then the npm workspaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "install-deps: krill needs Node.js 20 or newer on PATH (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
-pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates)
+pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

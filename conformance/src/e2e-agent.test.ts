@@ -11,6 +11,7 @@ import { silentLogger, validateConfig, type Digest } from '@krill/lib';
 import { agentConfigSchema, startAgent, type AgentConfig, type RunningAgent } from '@krill/node-daemon';
 import { smallImage } from './fixtures/oci-image.js';
 import { startCluster, type Cluster } from './harness/cluster.js';
+import { startContainerd } from './harness/containerd.js';
 import { copy, inspect } from './harness/skopeo.js';
 
 const MiB = 1024 * 1024;
@@ -72,6 +73,26 @@ describe('agent: the node registry API over P2P', () => {
       expect(createHash('sha256').update(readFileSync(join(out, 'blobs', 'sha256', name))).digest('hex')).toBe(name);
     }
     expect((await inspect(`oci:${out}:v1`))['Digest']).toBe(image.manifest.digest);
+  });
+
+  it('containerd pulls and unpacks an image from the agent (ctr images pull --plain-http)', async () => {
+    const image = await smallImage(join(work, 'img-ctr'), 'v1', 'agent-ctr', 2 * MiB);
+    await copy(`oci:${image.dir}:v1`, `docker://${cluster.proxyHost}/team/ctr:v1`);
+    const a = await agent('a-ctr');
+    const containerd = await startContainerd({ dir: join(work, 'containerd') });
+    try {
+      const ref = `${new URL(a.url).host}/team/ctr:v1`;
+      await containerd.ctr(['images', 'pull', '--plain-http', ref]);
+      const images = await containerd.ctr(['images', 'ls']);
+      expect(images).toContain(ref);
+      expect(images).toContain(image.manifest.digest);
+      // Every blob is in containerd's content store, and the layer was unpacked into a snapshot.
+      const content = await containerd.ctr(['content', 'ls']);
+      for (const b of image.blobs) expect(content).toContain(b.digest);
+      expect(await containerd.ctr(['snapshots', 'ls'])).toMatch(/Committed/);
+    } finally {
+      await containerd.close();
+    }
   });
 
   it('serves HEAD, Range reads and the spec error for an unknown blob', async () => {
