@@ -7,8 +7,25 @@ export interface ProxyConfig {
   /** Where upload sessions are spooled until their digest is verified. */
   uploadDir: string;
   uploadTtlSeconds: number;
+  blobs: BlobsConfig;
   shutdownTimeoutMs: number;
   logLevel: string;
+}
+
+/** How blob GETs are answered. */
+export interface BlobsConfig {
+  /**
+   * Answer `GET /v2/<name>/blobs/<digest>` with a 307 to the origin that holds the blob, as
+   * distribution redirects to S3 or GCS, instead of streaming it through this proxy. Off by
+   * default: it needs clients to reach the origins, whose API is internal and unauthenticated
+   * (it takes PUT and DELETE), and it bypasses the proxy's pulled-bytes metrics.
+   */
+  redirect: boolean;
+  /**
+   * The origins' URLs as clients reach them, in the order of `origins.urls` (the same length);
+   * default `origins.urls` themselves.
+   */
+  originUrls?: string[];
 }
 
 export const proxyConfigSchema: Schema = {
@@ -25,6 +42,13 @@ export const proxyConfigSchema: Schema = {
     uploadDir: { type: 'string', minLength: 1 },
     // An hour: a client that has not touched its upload session for that long has gone.
     uploadTtlSeconds: { type: 'integer', minimum: 1, default: 3600 },
+    blobs: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        redirect: { type: 'boolean', default: false },
+        originUrls: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^https?://' } },
+      },
+    },
     shutdownTimeoutMs: shutdownTimeoutSchema,
     logLevel: logLevelSchema,
   },

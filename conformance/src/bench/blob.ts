@@ -7,13 +7,17 @@ import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { startDockerRegistry } from '../harness/docker-registry.js';
 import { freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
+import { withCpu } from './cpu.js';
 
 /**
  * `npm run bench:blob [-- --size-mib 1024 --runs 3 --origins 1]`: pushes and then pulls one blob
  * through krill's proxy and origin(s), each its own process, and the same blob to and from
  * Debian's docker-registry on the same machine, in one run; prints MB/s (10^6 bytes) for each
  * and the ratios. Both sides get the same client: POST, one streamed PATCH, PUT, then a GET
- * whose bytes are hashed and checked. Exits non-zero if any digest comes back wrong.
+ * whose bytes are hashed and checked, following a redirect as registry clients do. krill's pull
+ * is measured twice, through a proxy that streams blobs (the default) and through one with
+ * `blobs.redirect` (a 307 to the origin); both proxies share the origins. Exits non-zero if any
+ * digest comes back wrong.
  */
 const { values } = parseArgs({ options: {
   'size-mib': { type: 'string', default: '1024' }, runs: { type: 'string', default: '3' }, origins: { type: 'string', default: '1' },
@@ -69,7 +73,14 @@ async function push(base: string, repo: string, file: string, digest: string): P
 
 async function pull(base: string, repo: string, digest: string): Promise<number> {
   const started = performance.now();
-  const res = await request(`${base}/v2/${repo}/blobs/${digest}`, { method: 'GET', dispatcher, maxRedirections: 0 } as Parameters<typeof request>[1]);
+  let url = new URL(`${base}/v2/${repo}/blobs/${digest}`);
+  let res = await request(url, { method: 'GET', dispatcher });
+  // Blob GETs may be redirected (distribution does it for S3 and GCS); clients follow a few.
+  for (let hops = 0; [301, 302, 303, 307, 308].includes(res.statusCode) && hops < 5; hops++) {
+    await res.body.dump();
+    url = new URL(String(res.headers['location']), url);
+    res = await request(url, { method: 'GET', dispatcher });
+  }
   if (res.statusCode !== 200) throw new Error(`GET blob: HTTP ${res.statusCode}`);
   const hash = createHash('sha256');
   let n = 0;
@@ -82,9 +93,9 @@ async function pull(base: string, repo: string, digest: string): Promise<number>
   return performance.now() - started;
 }
 
-async function startKrill(dir: string): Promise<{ url: string; procs: KrillProcess[] }> {
+async function startKrill(dir: string): Promise<{ url: string; redirectUrl: string; procs: KrillProcess[] }> {
   mkdirSync(dir, { recursive: true });
-  const ports = await Promise.all(Array.from({ length: ORIGINS + 2 }, () => freePort()));
+  const ports = await Promise.all(Array.from({ length: ORIGINS + 3 }, () => freePort()));
   const originUrls = ports.slice(0, ORIGINS).map((p) => `http://127.0.0.1:${p}`);
   const procs: KrillProcess[] = [];
   for (let i = 0; i < ORIGINS; i++) {
@@ -95,13 +106,17 @@ async function startKrill(dir: string): Promise<{ url: string; procs: KrillProce
   }
   const biPort = ports[ORIGINS]!;
   procs.push(await startKrillProcess({ command: 'build-index', name: 'build-index', dir, config: { listen: { port: biPort }, db: join(dir, 'tags.db'), origins: { urls: originUrls }, logLevel: 'warn' } }));
+  const proxy = (name: string, port: number, redirect: boolean) => startKrillProcess({ command: 'proxy', name, dir, config: {
+    listen: { port }, origins: { urls: originUrls }, buildIndex: { urls: [`http://127.0.0.1:${biPort}`] }, uploadDir: join(dir, `uploads-${name}`),
+    blobs: { redirect }, logLevel: 'warn',
+  } });
   const proxyPort = ports[ORIGINS + 1]!;
-  procs.push(await startKrillProcess({ command: 'proxy', name: 'proxy', dir, config: {
-    listen: { port: proxyPort }, origins: { urls: originUrls }, buildIndex: { urls: [`http://127.0.0.1:${biPort}`] }, uploadDir: join(dir, 'uploads'), logLevel: 'warn',
-  } }));
-  return { url: `http://127.0.0.1:${proxyPort}`, procs };
+  const redirectPort = ports[ORIGINS + 2]!;
+  procs.push(await proxy('proxy', proxyPort, false), await proxy('proxy-redirect', redirectPort, true));
+  return { url: `http://127.0.0.1:${proxyPort}`, redirectUrl: `http://127.0.0.1:${redirectPort}`, procs };
 }
 
+type Cpu = { serverCores: number; clientCores: number };
 const mbps = (ms: number) => SIZE / 1e6 / (ms / 1000);
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -115,20 +130,36 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-blob-'));
   process.stdout.write(`bench:blob: ${SIZE / 1024 / 1024} MiB blob, ${RUNS} runs per side, krill with ${ORIGINS} origin(s) (${ORIGINS > 1 ? 'replicating' : 'no replicas'}), backend ${BACKEND}\n`);
   const blob = await makeBlob(cache);
-  const results: Record<string, { push: number[]; pull: number[] }> = { krill: { push: [], pull: [] }, 'docker-registry': { push: [], pull: [] } };
+  type Side = { push: number[]; pull: number[]; cpu: { push: Cpu[]; pull: Cpu[] } };
+  const side = (): Side => ({ push: [], pull: [], cpu: { push: [], pull: [] } });
+  // `krill redirect` only pulls, what `krill` pushed, through the redirecting proxy.
+  const results: Record<string, Side> = { krill: side(), 'krill redirect': side(), 'docker-registry': side() };
   const krill = await startKrill(join(work, 'krill'));
   const registry = await startDockerRegistry({ dir: join(work, 'registry') });
   try {
     for (let run = 0; run < RUNS; run++) {
       // Alternate sides so neither always runs on a warmer page cache.
-      for (const [name, base] of [['krill', krill.url], ['docker-registry', registry.url]] as const) {
+      const krillPids = krill.procs.map((p) => p.child.pid!);
+      const sides = [['krill', krill.url, krillPids], ['docker-registry', registry.url, [registry.pid]]] as const;
+      for (const [name, base, pids] of sides) {
         const repo = `bench/run${run}`;
+        const r = results[name]!;
         // Dirty pages left by the previous step would be flushed during this one and slow whichever
         // side comes next; each measurement starts with them written out.
         execFileSync('sync');
-        results[name]!.push.push(mbps(await push(base, repo, blob.file, blob.digest)));
+        const up = await withCpu([...pids], () => push(base, repo, blob.file, blob.digest));
+        r.push.push(mbps(up.value));
+        r.cpu.push.push(up);
         execFileSync('sync');
-        results[name]!.pull.push(mbps(await pull(base, repo, blob.digest)));
+        const down = await withCpu([...pids], () => pull(base, repo, blob.digest));
+        r.pull.push(mbps(down.value));
+        r.cpu.pull.push(down);
+        if (name !== 'krill') continue;
+        const rr = results['krill redirect']!;
+        execFileSync('sync');
+        const redirected = await withCpu([...pids], () => pull(krill.redirectUrl, repo, blob.digest));
+        rr.pull.push(mbps(redirected.value));
+        rr.cpu.pull.push(redirected);
       }
       // Each run pushes the same digest: delete nothing, but use a fresh repository so both sides
       // store it again (krill's origin deduplicates by digest, as the registry does per repository).
@@ -138,14 +169,23 @@ async function main(): Promise<void> {
     await registry.close();
     rmSync(work, { recursive: true, force: true });
   }
-  const row = (name: string) => {
-    const r = results[name]!;
-    return `${name.padEnd(16)} push best ${Math.max(...r.push).toFixed(0).padStart(5)} median ${median(r.push).toFixed(0).padStart(5)} MB/s | pull best ${Math.max(...r.pull).toFixed(0).padStart(5)} median ${median(r.pull).toFixed(0).padStart(5)} MB/s`;
-  };
+  const figures = (xs: number[]) => xs.length === 0 ? `${'-'.padStart(10)} ${'-'.padStart(12)}     ` : `best ${Math.max(...xs).toFixed(0).padStart(5)} median ${median(xs).toFixed(0).padStart(5)} MB/s`;
+  const row = (name: string) => `${name.padEnd(16)} push ${figures(results[name]!.push)} | pull ${figures(results[name]!.pull)}`;
+  const names = ['krill', 'krill redirect', 'docker-registry'];
   const k = results['krill']!;
+  const kr = results['krill redirect']!;
   const d = results['docker-registry']!;
-  process.stdout.write(`${row('krill')}\n${row('docker-registry')}\n`);
-  process.stdout.write(`ratio krill/docker-registry (median): push ${(median(k.push) / median(d.push)).toFixed(2)}, pull ${(median(k.pull) / median(d.pull)).toFixed(2)}, push+pull ${((median(k.push) + median(k.pull)) / (median(d.push) + median(d.pull))).toFixed(2)} (goal >= 0.80)\n`);
+  process.stdout.write(`${names.map(row).join('\n')}\n`);
+  // Cores busy on average during each step (CPU seconds / wall seconds), medians over the runs:
+  // with 2 cores, a side whose server + client come near 2.0 was bound by CPU, not by disk.
+  const cores = (xs: Cpu[]) => xs.length === 0 ? '-' : `server ${median(xs.map((c) => c.serverCores)).toFixed(2)} + client ${median(xs.map((c) => c.clientCores)).toFixed(2)}`;
+  for (const name of names) {
+    const c = results[name]!.cpu;
+    process.stdout.write(`${name.padEnd(16)} cores busy: push ${cores(c.push)} | pull ${cores(c.pull)}\n`);
+  }
+  const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(2);
+  process.stdout.write(`ratio krill/docker-registry (median): push ${ratio(k.push, d.push)}, pull ${ratio(k.pull, d.pull)} streamed, ${ratio(kr.pull, d.pull)} redirected, `
+    + `push+pull ${((median(k.push) + median(k.pull)) / (median(d.push) + median(d.pull))).toFixed(2)} streamed (goal >= 0.80)\n`);
 }
 
 main().catch((err) => {

@@ -8,6 +8,8 @@ export interface DockerRegistry {
   url: string;
   /** `127.0.0.1:<port>`, for `docker://` references. */
   host: string;
+  /** The server's process id (benchmarks read its CPU time). */
+  pid: number;
   close(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ export async function startDockerRegistry(o: { dir: string; htpasswd?: { user: s
     }
     if (up) {
       return {
-        url, host: `127.0.0.1:${port}`,
+        url, host: `127.0.0.1:${port}`, pid: child.pid!,
         async close() {
           process.off('exit', kill);
           child.kill('SIGTERM');

@@ -80,11 +80,8 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
   const client: OriginClient = {
     owners: (digest) => ring.owners(digest),
     async stat(namespace, digest, signal) {
-      return read(`stat ${digest}`, digest, async (o, local) => {
-        const res = await call(dispatcher, 'HEAD', blobUrl(o, digest, namespace, local), `origin ${o} stat ${digest}`, signal ? { signal } : {});
-        await res.body.dump();
-        return { size: Number(res.headers['content-length']) };
-      });
+      const { size } = await client.locate(namespace, digest, signal);
+      return { size };
     },
     async download(namespace, digest, opts = {}) {
       const first = await read(`download ${digest}`, digest, (o, local) => get(o, namespace, digest, local, opts.range, opts.signal));
@@ -92,6 +89,21 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
       const end = opts.range ? Math.min(opts.range.end, first.size - 1) : first.size - 1;
       const body = new ResumingBody(first.body, start, end, resumer(namespace, digest, first.origin, end, opts.signal), BODY_BUFFER);
       return { size: first.size, body };
+    },
+    async peerEndpoint(origin, signal) {
+      const res = await call(dispatcher, 'GET', `${origin}/peer`, `origin ${origin} peer endpoint`, signal ? { signal } : {});
+      const body = (await res.body.json()) as { ip?: unknown; port?: unknown; peerId?: unknown };
+      if (typeof body.ip !== 'string' || typeof body.port !== 'number' || typeof body.peerId !== 'string') {
+        throw new UnavailableError(`origin ${origin} answered /peer with ${JSON.stringify(body)}`, { code: 'ERR_ORIGIN_UNAVAILABLE' });
+      }
+      return { ip: body.ip, port: body.port, peerId: body.peerId };
+    },
+    async locate(namespace, digest, signal) {
+      return read(`locate ${digest}`, digest, async (o, local) => {
+        const res = await call(dispatcher, 'HEAD', blobUrl(o, digest, namespace, local), `origin ${o} stat ${digest}`, signal ? { signal } : {});
+        await res.body.dump();
+        return { origin: o, size: Number(res.headers['content-length']) };
+      });
     },
     async fetchBytes(namespace, digest, maxBytes, signal) {
       const tooBig = (n: number) => new InvalidArgumentError(`blob ${digest} is ${n} bytes or more, more than the ${maxBytes} allowed here`, { code: 'ERR_SIZE_INVALID' });

@@ -30,6 +30,18 @@ export interface OriginClient {
    * The caller consumes or destroys `body`.
    */
   download(namespace: string, digest: Digest, options?: { range?: { start: number; end: number }; signal?: AbortSignal }): Promise<{ size: number; body: Readable }>;
+  /**
+   * The origin that holds the blob (the first that answers, fetching it from the namespace's
+   * backend on a miss as `stat` does) and its size: where a reader may be sent to fetch it. Its
+   * errors are those of `stat`.
+   */
+  locate(namespace: string, digest: Digest, signal?: AbortSignal): Promise<{ origin: string; size: number }>;
+  /**
+   * The peer endpoint of one origin (`origin` is its URL, as in the ring): where agents dial it
+   * for pieces. NotFound (ERR_PEER_NOT_CONFIGURED) when it runs without one, Unavailable when it
+   * does not answer.
+   */
+  peerEndpoint(origin: string, signal?: AbortSignal): Promise<{ ip: string; port: number; peerId: string }>;
   /** Reads a small blob (a manifest) into memory; InvalidArgument ERR_SIZE_INVALID above `maxBytes`. */
   fetchBytes(namespace: string, digest: Digest, maxBytes: number, signal?: AbortSignal): Promise<Buffer>;
   /**

@@ -8,9 +8,11 @@ import type { ProxyContext } from './context.js';
 const IO_CHUNK = 1024 * 1024;
 
 /**
- * `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). The origin's response body is
- * handed to fastify, which pipes it to the client with backpressure and destroys either side
- * when the other fails; nothing is buffered beyond the streams' own buffers.
+ * `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). With `blobs.redirect` a GET is
+ * a 307 to the origin that holds the blob (the client repeats its Range there). Otherwise the
+ * origin's response body is handed to fastify, which pipes it to the client with backpressure
+ * and destroys either side when the other fails; nothing is buffered beyond the streams' own
+ * buffers.
  */
 export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, ref: string): Promise<FastifyReply> {
   const digest = parseDigest(ref);
@@ -19,6 +21,7 @@ export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: Fas
     const { size } = await ctx.origins.stat(name, digest);
     return reply.code(200).header('content-length', size).send();
   }
+  if (ctx.redirect) return redirectBlob(ctx, reply, ctx.redirect, name, digest);
   const header = req.headers.range;
   if (header !== undefined) {
     const { size } = await ctx.origins.stat(name, digest);
@@ -30,6 +33,16 @@ export async function getBlob(ctx: ProxyContext, req: FastifyRequest, reply: Fas
   const { size, body } = await ctx.origins.download(name, digest);
   countPulled(ctx, reply, size);
   return reply.code(200).header('content-length', size).send(body);
+}
+
+/** `blobs.redirect`: a 307 to where the blob is, in the form of the origin's own blob URL. */
+async function redirectBlob(ctx: ProxyContext, reply: FastifyReply, publicUrl: (origin: string) => string, name: string, digest: Digest): Promise<FastifyReply> {
+  const { origin } = await ctx.origins.locate(name, digest);
+  ctx.metrics.blobRedirects.inc();
+  // With the namespace and without `local`, an origin that lost the blob meanwhile fetches it
+  // from the namespace's backend rather than answering 404.
+  const location = `${publicUrl(origin)}/blobs/${digest}?namespace=${encodeURIComponent(name)}`;
+  return reply.code(307).header('location', location).header('content-length', 0).send();
 }
 
 /** `POST /v2/<name>/blobs/uploads/`: monolithic (`?digest=`), mount (`?mount=&from=`), or a new session (end-4a/4b, end-11). */

@@ -11,4 +11,6 @@ export interface ProxyContext {
   uploads: UploadSessions;
   logger: Logger;
   metrics: ProxyMetrics;
+  /** With `blobs.redirect`: an origin's URL as clients reach it; blob GETs are redirected there. */
+  redirect: ((origin: string) => string) | undefined;
 }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { KrillError, createHttpService, type Logger } from '@krill/lib';
+import { InvalidArgumentError, KrillError, createHttpService, type Logger } from '@krill/lib';
 import { createBuildIndexClient, type BuildIndexClient } from '../../build-index/index.js';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import type { ProxyConfig } from '../config.js';
@@ -50,6 +50,16 @@ const CONTEXT: Record<V2Path['kind'], OciContext> = {
   base: 'base', catalog: 'tags', tags: 'tags', manifest: 'manifest', blob: 'blob', uploads: 'upload', upload: 'upload',
 };
 
+/** Maps an origin's URL to the one clients reach it at (`blobs.originUrls`, by position). */
+function publicOrigins(config: ProxyConfig): (origin: string) => string {
+  const pub = config.blobs.originUrls ?? config.origins.urls;
+  if (pub.length !== config.origins.urls.length) {
+    throw new InvalidArgumentError(`blobs.originUrls has ${pub.length} URLs but origins.urls has ${config.origins.urls.length}; they must correspond one to one`, { code: 'ERR_CONFIG_INVALID' });
+  }
+  const map = new Map(config.origins.urls.map((u, i) => [u, pub[i]!.replace(/\/+$/, '')]));
+  return (origin) => map.get(origin) ?? origin;
+}
+
 /** Serves the OCI distribution API over the origins and the build-index. */
 export async function startProxy(config: ProxyConfig, deps: { logger: Logger; originClient?: OriginClient; buildIndexClient?: BuildIndexClient }): Promise<{ url: string; close(): Promise<void> }> {
   const logger = deps.logger;
@@ -58,7 +68,7 @@ export async function startProxy(config: ProxyConfig, deps: { logger: Logger; or
   const uploads = await UploadSessions.open(config.uploadDir, config.uploadTtlSeconds * 1000);
   const service = createHttpService({ name: 'proxy', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
   const metrics = createProxyMetrics(service.metrics, () => uploads.count);
-  const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics };
+  const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics, redirect: config.blobs.redirect ? publicOrigins(config) : undefined };
   const app = service.app;
   // Bodies (blobs, manifests) are read by the handlers from the raw request, never buffered by fastify.
   app.removeAllContentTypeParsers();

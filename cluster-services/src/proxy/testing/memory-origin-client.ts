@@ -50,6 +50,12 @@ export function createMemoryOriginClient(): MemoryOriginClient {
       const part = r ? bytes.subarray(r.start, Math.min(r.end, bytes.length - 1) + 1) : bytes;
       return { size: bytes.length, body: Readable.from([part]) };
     },
+    async peerEndpoint(origin) {
+      throw new NotFoundError(`the in-memory origins have no peer endpoint (${origin})`, { code: 'ERR_PEER_NOT_CONFIGURED' });
+    },
+    async locate(namespace, digest) {
+      return { origin: 'memory://origin', size: get(namespace, digest).length };
+    },
     async fetchBytes(namespace, digest, maxBytes) {
       const bytes = get(namespace, digest);
       if (bytes.length > maxBytes) {

@@ -45,7 +45,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise
   const pacer = (mbps: number | undefined): Pacer => (mbps === undefined ? UNLIMITED : new TokenBucket(mbps * MB, burstFor(mbps * MB)));
   const ingress = pacer(config.limits.ingressMBps);
   const egress = pacer(config.limits.egressMBps);
-  const originPeers = createOriginPeers({ owners: (d) => origins.owners(d), logger: log });
+  const originPeers = createOriginPeers({ origins, logger: log });
   const downloads = new Map<Digest, Download>();
   const totals = { received: { peers: 0, origins: 0, originHttp: 0 } as BytesBySource, served: 0, downloads: 0 };
 
