@@ -29,6 +29,9 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
   mkdirSync(partialDir, { recursive: true });
   const entries = new Map<Digest, Entry>();
   let bytes = 0;
+  // Strictly increasing times of use: two uses in one millisecond must still have an order.
+  let lastTick = 0;
+  const tick = () => (lastTick = Math.max(Date.now(), lastTick + 0.001));
   scan(whole, true);
   scan(partialDir, false);
 
@@ -90,7 +93,7 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
     lookup(digest) {
       const e = entries.get(digest);
       if (!e?.whole) return undefined;
-      e.lastUse = Date.now();
+      e.lastUse = tick();
       const path = paths(digest, true).data;
       utimes(path, new Date(), new Date()).catch(() => undefined);
       return { digest, path, metainfo: e.metainfo } satisfies CachedBlob;
@@ -106,11 +109,11 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
       if (existing) {
         if (existing.whole) throw new InternalError(`cache: ${digest} is already whole`, { code: 'ERR_CACHE_STATE' });
         existing.pins++;
-        existing.lastUse = Date.now();
+        existing.lastUse = tick();
         return { digest, dataPath: p.data } satisfies PartialBlob;
       }
       // Counted and pinned before the first await, so a concurrent reservation sees it.
-      const e: Entry = { digest, size: metainfo.length, metainfo, whole: false, lastUse: Date.now(), pins: 1 };
+      const e: Entry = { digest, size: metainfo.length, metainfo, whole: false, lastUse: tick(), pins: 1 };
       entries.set(digest, e);
       bytes += e.size;
       try {
@@ -132,7 +135,7 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
       await rename(from.data, to.data);
       e.whole = true;
       await rm(from.status, { force: true });
-      e.lastUse = Date.now();
+      e.lastUse = tick();
       return { digest, path: to.data, metainfo: e.metainfo };
     },
     async discard(digest) {
