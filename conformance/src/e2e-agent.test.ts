@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTracker, trackerConfigSchema, type TrackerConfig } from '@krill/cluster-services';
-import { silentLogger, validateConfig, type Digest } from '@krill/lib';
+import { PeerNode, PieceFile, Swarm, silentLogger, validateConfig, type Digest, type Metainfo } from '@krill/lib';
 import { agentConfigSchema, startAgent, type AgentConfig, type RunningAgent } from '@krill/node-daemon';
 import { smallImage } from './fixtures/oci-image.js';
 import { startCluster, type Cluster } from './harness/cluster.js';
@@ -126,6 +126,32 @@ describe('agent: the node registry API over P2P', () => {
     h.release();
     expect(completeAtFirstByte).toBe(false);
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+  });
+});
+
+describe('agent: seeding', () => {
+  it('seeds a cached blob to a peer that dials it after the download stopped seeding', async () => {
+    const { bytes, digest } = await blob(5, 3 * MiB);
+    const a = await agent('a-seed', { seedMs: 200 });
+    expect((await get(`${a.url}/v2/team/blobs/blobs/${digest}`)).body.equals(bytes)).toBe(true);
+    // The download's own seeding ends within a tick after seedMs.
+    await new Promise((r) => setTimeout(r, 1200));
+    const metainfo = (await (await request(`${cluster.originUrls[0]}/blobs/${digest}/metainfo`)).body.json()) as Metainfo;
+    const dataPath = join(work, 'peer-b.blob');
+    const file = await PieceFile.open(dataPath, metainfo);
+    const swarm = new Swarm({ file, dataPath });
+    const node = await PeerNode.start();
+    node.register(digest, 'team/blobs', swarm);
+    try {
+      const done = new Promise<void>((resolve, reject) => { swarm.once('complete', () => resolve()); swarm.once('error', reject); });
+      await node.connect(a.agent.peerAddress.ip, a.agent.peerAddress.port, digest);
+      await done;
+      expect(readFileSync(dataPath).equals(bytes)).toBe(true);
+      expect(swarm.received.peer).toBe(bytes.length);
+    } finally {
+      await node.close();
+      await file.close();
+    }
   });
 });
 

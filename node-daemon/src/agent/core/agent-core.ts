@@ -9,6 +9,7 @@ import type { BlobCache } from '../blob-cache.js';
 import { openBlobCache } from '../cache/fs-blob-cache.js';
 import type { AgentConfig } from '../config.js';
 import { Download } from './download.js';
+import { createCacheSeeder } from './cache-seeder.js';
 import { createOriginPeers } from './origin-peers.js';
 import { pieceReader } from './piece-reader.js';
 
@@ -37,14 +38,16 @@ const burstFor = (rate: number) => Math.max(rate / 4, 4 * 1024 * 1024);
 /** Starts the agent core: the peer endpoint, the cache, and the downloads (see Agent). */
 export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
-  const node = await PeerNode.start({ host: config.peer.host, port: config.peer.port });
-  const self = { ip: config.peer.advertise ?? config.peer.host, port: node.port, peerId: node.peerId.toString('hex') };
   const cache: BlobCache = openBlobCache({ dir: config.cache.dir, capacityBytes: config.cache.capacityBytes, logger: log });
   const origins = deps.origins ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger: log, missTimeoutMs: config.metainfoTimeoutMs });
   const tracker = deps.tracker ?? (config.trackers.urls.length > 0 ? createTrackerClient({ urls: config.trackers.urls, logger: log }) : undefined);
   const pacer = (mbps: number | undefined): Pacer => (mbps === undefined ? UNLIMITED : new TokenBucket(mbps * MB, burstFor(mbps * MB)));
   const ingress = pacer(config.limits.ingressMBps);
   const egress = pacer(config.limits.egressMBps);
+  const seeder = createCacheSeeder({ cache, egress, maxPeers: config.p2p.maxConnections, idleMs: config.seedMs, logger: log });
+  const node = await PeerNode.start({ host: config.peer.host, port: config.peer.port, resolve: seeder.resolve });
+  seeder.attach(node);
+  const self = { ip: config.peer.advertise ?? config.peer.host, port: node.port, peerId: node.peerId.toString('hex') };
   const originPeers = createOriginPeers({ origins, logger: log });
   const downloads = new Map<Digest, Download>();
   const totals = { received: { peers: 0, origins: 0, originHttp: 0 } as BytesBySource, served: 0, downloads: 0 };
@@ -161,6 +164,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise
     },
     close: once(async () => {
       await Promise.all([...downloads.values()].map((d) => d.close()));
+      await seeder.close();
       await node.close();
       if (!deps.tracker) await tracker?.close();
       if (!deps.origins) await origins.close();
