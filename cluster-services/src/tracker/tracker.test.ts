@@ -8,7 +8,7 @@ import { createOriginClient, originConfigSchema, startOrigin, type OriginConfig 
 import { createTrackerClient } from './client/http-tracker-client.js';
 import { trackerConfigSchema, type TrackerConfig } from './config.js';
 import { startTracker } from './server/tracker-server.js';
-import { createPeerStore } from './store/peer-store.js';
+import { createPeerStore } from './store/memory-peer-store.js';
 
 const logger = silentLogger();
 const d = sha256('blob') as Digest;
@@ -112,5 +112,19 @@ describe('tracker server and client', () => {
     expect(m).toMatchObject({ digest, length: bytes.length, pieceLength: 1024 * 1024 });
     expect(m.pieces).toHaveLength(4);
     expect(await client.metainfo('team/app', sha256('absent') as Digest).catch((e: { code?: string }) => e.code)).toBe('ERR_BLOB_NOT_FOUND');
+  });
+});
+
+describe('tracker announce responses', () => {
+  // Responses are built from cached per-peer JSON; a peer that moves must not be handed out at
+  // its old address.
+  it('hands out a peer at the address of its latest announce', async () => {
+    const t = await tracker();
+    const client = createTrackerClient({ urls: [t.url], logger });
+    closers.push(() => client.close());
+    await client.announce({ digest: d, namespace: 'team/app', ...peer(2) });
+    expect((await client.announce({ digest: d, namespace: 'team/app', ...peer(1) })).peers).toEqual([peer(2)]);
+    await client.announce({ digest: d, namespace: 'team/app', ...peer(2), ip: '10.0.0.2', port: 17002 });
+    expect((await client.announce({ digest: d, namespace: 'team/app', ...peer(1) })).peers).toEqual([{ ...peer(2), ip: '10.0.0.2', port: 17002 }]);
   });
 });

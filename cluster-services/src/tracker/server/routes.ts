@@ -3,6 +3,7 @@ import type { Counter } from 'prom-client';
 import { InvalidArgumentError, parseDigest, parseRepository, useJsonErrors, type Metainfo } from '@krill/lib';
 import type { OriginClient } from '../../origin/index.js';
 import type { PeerStore } from '../store/peer-store.js';
+import { createAnnounceEncoder } from './announce-json.js';
 
 const PEER_ID_RE = /^[a-f0-9]{40}$/;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -20,8 +21,11 @@ export function registerTrackerRoutes(app: FastifyInstance, d: {
 }): void {
   useJsonErrors(app);
   const cache = new Map<string, Metainfo>();
+  const encode = createAnnounceEncoder();
+  // Label children made once: looking a label set up on every announce costs a hash of it.
+  const announcesBy = { true: d.announces.labels({ complete: 'true' }), false: d.announces.labels({ complete: 'false' }) };
 
-  app.post('/announce', async (req) => {
+  app.post('/announce', async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const digest = parseDigest(String(b['digest'] ?? ''));
     parseRepository(String(b['namespace'] ?? ''));
@@ -34,10 +38,11 @@ export function registerTrackerRoutes(app: FastifyInstance, d: {
     const complete = b['complete'] === true;
     const origin = b['origin'] === true;
     d.store.upsert(digest, { peerId, ip, port, complete, origin });
-    d.announces.inc({ complete: String(complete) });
+    announcesBy[complete ? 'true' : 'false'].inc();
     // A seeder needs nobody: it only waits to be connected to.
     const peers = complete ? [] : d.store.handout(digest, peerId, d.maxPeers);
-    return { peers, intervalMs: d.intervalMs };
+    // fastify sends a Buffer as it is, with its length as content-length.
+    return reply.type('application/json; charset=utf-8').send(encode(peers, d.intervalMs));
   });
 
   app.get('/metainfo', async (req) => {

@@ -2,7 +2,7 @@ import { Counter, Gauge } from 'prom-client';
 import { createHttpService, once, type Logger } from '@krill/lib';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import type { TrackerConfig } from '../config.js';
-import { createPeerStore } from '../store/peer-store.js';
+import { createPeerStore } from '../store/memory-peer-store.js';
 import { registerTrackerRoutes } from './routes.js';
 
 /** Serves the tracker API with an in-memory peer store. */

@@ -15,76 +15,20 @@ export interface PeerInfo {
 /**
  * Who has which blob, in memory with a TTL: a peer that stops announcing drops out after
  * `ttlMs`. Several trackers split the digests between them by rendezvous hashing, so no shared
- * database is needed. Synchronous; owned by one event loop.
+ * database is needed. Synchronous; owned by one event loop (not safe to share between threads).
+ * An unknown digest is not an error: it is an empty swarm.
  */
 export interface PeerStore {
-  /** Records (or refreshes) a peer of a blob's swarm. */
+  /** Records (or refreshes) a peer of a blob's swarm; the store keeps its own copy of `peer`. */
   upsert(digest: Digest, peer: PeerInfo): void;
   /**
    * Peers to hand to `except`: seeders and origins first (shuffled), then a random sample of
-   * incomplete peers, at most `limit`, never `except` itself.
+   * incomplete peers, at most `limit`, never `except` itself and never a peer past its TTL; `[]`
+   * for an unknown digest. If there are more seeders than `limit`, a random `limit` of them.
+   * Costs O(limit), not O(swarm). The returned objects are the store's own, frozen: a peer's
+   * next announce replaces its object rather than changing it.
    */
   handout(digest: Digest, except: string, limit: number): PeerInfo[];
-  /** Blobs and peers tracked, for metrics. */
+  /** Blobs and peers tracked, for metrics; expired peers are dropped first, so they do not count. */
   size(): { blobs: number; peers: number };
-}
-
-interface Entry extends PeerInfo {
-  expires: number;
-}
-
-export function createPeerStore(o: { ttlMs: number; now?: () => number; random?: () => number }): PeerStore {
-  const now = o.now ?? Date.now;
-  const random = o.random ?? Math.random;
-  const swarms = new Map<Digest, Map<string, Entry>>();
-  let peers = 0;
-  // Expired entries are dropped lazily when their swarm is read, and by a sweep every so often.
-  let lastSweep = now();
-
-  function prune(digest: Digest, swarm: Map<string, Entry>, t: number): void {
-    for (const [id, e] of swarm) {
-      if (e.expires <= t) {
-        swarm.delete(id);
-        peers--;
-      }
-    }
-    if (swarm.size === 0) swarms.delete(digest);
-  }
-
-  function shuffle<T>(xs: T[]): T[] {
-    for (let i = xs.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
-    }
-    return xs;
-  }
-
-  return {
-    upsert(digest, peer) {
-      const t = now();
-      if (t - lastSweep > o.ttlMs) {
-        lastSweep = t;
-        for (const [d, s] of swarms) prune(d, s, t);
-      }
-      let swarm = swarms.get(digest);
-      if (!swarm) swarms.set(digest, (swarm = new Map()));
-      if (!swarm.has(peer.peerId)) peers++;
-      swarm.set(peer.peerId, { ...peer, expires: t + o.ttlMs });
-    },
-    handout(digest, except, limit) {
-      const swarm = swarms.get(digest);
-      if (!swarm) return [];
-      prune(digest, swarm, now());
-      const seeders: PeerInfo[] = [];
-      const leechers: PeerInfo[] = [];
-      for (const e of swarm.values()) {
-        if (e.peerId === except) continue;
-        const { expires: _e, ...info } = e;
-        void _e;
-        (e.complete || e.origin ? seeders : leechers).push(info);
-      }
-      return [...shuffle(seeders), ...shuffle(leechers)].slice(0, limit);
-    },
-    size: () => ({ blobs: swarms.size, peers }),
-  };
 }
