@@ -4,7 +4,10 @@ export interface ProxyConfig {
   listen: { host: string; port: number };
   origins: { urls: string[]; replicas: number };
   buildIndex: { urls: string[] };
-  /** Where upload sessions are spooled until their digest is verified. */
+  /**
+   * Where earlier versions spooled upload sessions; chunks now stream through to an origin, and
+   * this directory is only cleared of leftover spool files at start. Kept so configs stay valid.
+   */
   uploadDir: string;
   uploadTtlSeconds: number;
   blobs: BlobsConfig;

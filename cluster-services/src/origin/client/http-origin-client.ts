@@ -137,6 +137,40 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
         await res.body.dump();
       }, false);
     },
+    async openUpload(namespace, key, signal) {
+      return firstOf(log, 'open upload', ring.ranked(key), async (o) => {
+        const res = await call(dispatcher, 'POST', `${o}/uploads?namespace=${encodeURIComponent(namespace)}`, `origin ${o} open upload`, signal ? { signal } : {});
+        const { id } = (await res.body.json()) as { id: string };
+        return { origin: o, id };
+      }, false);
+    },
+    async appendUpload(upload, offset, body, signal) {
+      // No Content-Length: the body is chunked, so the origin sees the chunk end only when `body`
+      // ends, and a body destroyed before that is cut back on the origin, never kept short.
+      const res = await call(dispatcher, 'PATCH', `${upload.origin}/uploads/${upload.id}?atomic=1`, `origin ${upload.origin} append upload`, {
+        body, headers: { 'upload-offset': String(offset), 'content-type': 'application/octet-stream' }, ...(signal ? { signal } : {}),
+      }).catch((err: unknown) => {
+        body.destroy();
+        throw err;
+      });
+      await res.body.dump();
+      return Number(res.headers['upload-offset']);
+    },
+    async commitUpload(upload, namespace, digest, signal) {
+      // `wait`: an append this client gave up on may still be being cut back on the origin.
+      const url = `${upload.origin}/uploads/${upload.id}/commit?digest=${encodeURIComponent(digest)}&namespace=${encodeURIComponent(namespace)}&wait=1`;
+      const res = await call(dispatcher, 'PUT', url, `origin ${upload.origin} commit ${digest}`, signal ? { signal } : {});
+      await res.body.dump();
+    },
+    async abortUpload(upload) {
+      try {
+        // Bounded, so a hung origin cannot hold up a proxy's shutdown; the origin sweeps what is left.
+        const res = await call(dispatcher, 'DELETE', `${upload.origin}/uploads/${upload.id}`, `origin ${upload.origin} abort upload`, { signal: AbortSignal.timeout(15_000) });
+        await res.body.dump();
+      } catch (err) {
+        log.debug({ peer: upload.origin, err: (err as Error).message }, 'abort upload failed');
+      }
+    },
     async metainfo(namespace, digest, signal) {
       return read(`metainfo ${digest}`, digest, async (o, local) => {
         const url = `${o}/blobs/${digest}/metainfo${local ? '' : `?namespace=${encodeURIComponent(namespace)}`}`;

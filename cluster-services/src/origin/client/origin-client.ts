@@ -18,6 +18,12 @@ export interface BlobSource {
   size: number;
 }
 
+/** An upload session on one origin (see OriginClient.openUpload). */
+export interface RemoteUpload {
+  origin: string;
+  id: string;
+}
+
 export interface OriginClient {
   /** The owners of `digest`, best first. */
   owners(digest: Digest): string[];
@@ -49,6 +55,28 @@ export interface OriginClient {
    * owners and queues its write-back. Uploading a blob that exists succeeds.
    */
   upload(namespace: string, digest: Digest, source: BlobSource, signal?: AbortSignal): Promise<void>;
+  /**
+   * Opens an upload session for a blob whose digest is not known yet, on the first origin that
+   * answers, in an order spread by `key` (so sessions spread over the origins). Unavailable
+   * (ERR_ORIGIN_UNAVAILABLE) when none does.
+   */
+  openUpload(namespace: string, key: string, signal?: AbortSignal): Promise<RemoteUpload>;
+  /**
+   * Streams `body` into the session at `offset`, all or nothing: if the body breaks off (or is
+   * destroyed by the caller) the origin cuts the upload back to `offset` and the call fails with
+   * InvalidArgument ERR_UPLOAD_INVALID or Unavailable. ERR_UPLOAD_OFFSET when `offset` is not
+   * what the origin holds; Unavailable when the origin fails, after which the session's state is
+   * unknown. Returns the session's new size. One call per session at a time; no failover.
+   */
+  appendUpload(upload: RemoteUpload, offset: number, body: Readable, signal?: AbortSignal): Promise<number>;
+  /**
+   * Verifies the session's bytes against `digest` and stores the blob on that origin, which then
+   * replicates it to the blob's owners and queues its write-back, as `upload` does. InvalidArgument
+   * ERR_DIGEST_MISMATCH (the session is discarded), Unavailable when the origin fails.
+   */
+  commitUpload(upload: RemoteUpload, namespace: string, digest: Digest, signal?: AbortSignal): Promise<void>;
+  /** Drops the session; errors are ignored (the origin sweeps abandoned uploads anyway). */
+  abortUpload(upload: RemoteUpload): Promise<void>;
   /** The blob's metainfo (piece length and piece hashes). */
   metainfo(namespace: string, digest: Digest, signal?: AbortSignal): Promise<Metainfo>;
   close(): Promise<void>;

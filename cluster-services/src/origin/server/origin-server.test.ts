@@ -96,6 +96,22 @@ describe('origin server', () => {
     expect((await fetch(`${u}/uploads/${id2}`)).status).toBe(404);
   });
 
+  it('an atomic PATCH keeps a chunk whole or not at all, and a commit with wait verifies what was kept', async () => {
+    const c = await cluster(1);
+    const [u] = c.urls as [string];
+    const { b, d } = randomBlob(10_000);
+    const { id } = (await (await fetch(`${u}/uploads?namespace=team/app`, { method: 'POST' })).json()) as { id: string };
+    const patch = (body: Buffer, headers: Record<string, string>) => fetch(`${u}/uploads/${id}?atomic=1`, { method: 'PATCH', body, headers });
+    expect((await patch(b.subarray(0, 4000), { 'upload-offset': '0' })).headers.get('upload-offset')).toBe('4000');
+    // Shorter and longer than its Content-Range: discarded whole, unlike a plain PATCH.
+    expect((await (await patch(b.subarray(4000, 4010), { 'content-range': '4000-4019' })).json()).code).toBe('ERR_SIZE_INVALID');
+    expect((await (await patch(b.subarray(4000, 4030), { 'content-range': '4000-4019' })).json()).code).toBe('ERR_SIZE_INVALID');
+    expect((await fetch(`${u}/uploads/${id}`)).headers.get('upload-offset')).toBe('4000');
+    expect((await patch(b.subarray(4000), { 'upload-offset': '4000' })).status).toBe(204);
+    expect((await fetch(`${u}/uploads/${id}/commit?digest=${d}&namespace=team/app&wait=1`, { method: 'PUT' })).status).toBe(201);
+    expect(await headStatus(u, d)).toBe(200);
+  });
+
   it('retries a failing write-back until the backend takes it', async () => {
     const root = mkdtempSync(join(tmpdir(), 'krill-origins-'));
     mkdirSync(root, { recursive: true });

@@ -22,7 +22,7 @@ export interface OriginRouteDeps {
   logger: Logger;
 }
 
-type Query = { namespace?: string; digest?: string; replica?: string; local?: string };
+type Query = { namespace?: string; digest?: string; replica?: string; local?: string; atomic?: string; wait?: string };
 
 /**
  * The origin's HTTP blob API (internal: only the origin client calls it).
@@ -35,9 +35,11 @@ type Query = { namespace?: string; digest?: string; replica?: string; local?: st
  * - `GET /peer` → `{ ip, port, peerId }` (hex): the seeder's endpoint; NotFound
  *   ERR_PEER_NOT_CONFIGURED when the origin does not seed over P2P.
  * - `PUT /blobs/:digest?namespace=ns[&replica=1]`: the whole blob in one streamed body.
- * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id` with `Upload-Offset: n` or
- *   `Content-Range: start-end` (where the chunk goes; without either it is appended);
- *   `GET /uploads/:id` → `Upload-Offset`; `PUT /uploads/:id/commit?digest=&namespace=`;
+ * - `POST /uploads?namespace=ns` → `{ id }`; `PATCH /uploads/:id[?atomic=1]` with `Upload-Offset: n` or
+ *   `Content-Range: start-end` (where the chunk goes; without either it is appended; with
+ *   `atomic` a chunk that breaks off is discarded whole, see UploadStore.append);
+ *   `GET /uploads/:id` → `Upload-Offset`; `PUT /uploads/:id/commit?digest=&namespace=[&wait=1]`
+ *   (`wait`: a busy upload is waited for rather than refused);
  *   `DELETE /uploads/:id`.
  * Errors are JSON `{ category, code, message }` with the category's HTTP status.
  */
@@ -125,8 +127,9 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
     const chunk = chunkOf(req);
     const offset = chunk.start ?? await d.store.uploadSize(id);
     let body = req.body as Readable;
-    if (chunk.length !== undefined) body = pipeline(body, exactly(chunk.length, id), () => undefined);
-    const size = await d.store.append(id, offset, body);
+    const atomic = query(req).atomic === '1';
+    if (chunk.length !== undefined) body = pipeline(body, exactly(chunk.length, id, atomic), () => undefined);
+    const size = await d.store.append(id, offset, body, { atomic });
     if (chunk.length !== undefined && size !== offset + chunk.length) {
       throw new InvalidArgumentError(`upload ${id}: the chunk declared ${chunk.length} bytes but ${size - offset} arrived; resume at ${size}`, { code: 'ERR_SIZE_INVALID' });
     }
@@ -137,7 +140,7 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
     const id = (req.params as { id: string }).id;
     const digest = parseDigest(query(req).digest ?? '');
     const ns = namespaceOf(req, true)!;
-    const info = await d.store.commit(id, digest, { pin: true });
+    const info = await d.store.commit(id, digest, { pin: true, wait: query(req).wait === '1' });
     accepted(ns, digest, false);
     return reply.code(201).send({ digest, ...info });
   });
@@ -185,14 +188,22 @@ function chunkOf(req: FastifyRequest): { start?: number; length?: number } {
   return { start: n };
 }
 
-/** Passes at most `length` bytes; more is an error (ERR_SIZE_INVALID), so a chunk cannot overrun its range. */
-function exactly(length: number, id: string): Transform {
+/**
+ * Passes at most `length` bytes; more is an error (ERR_SIZE_INVALID), so a chunk cannot overrun
+ * its range. With `whole` fewer is an error too, at the body's end, so an atomic append discards
+ * a short chunk instead of keeping it.
+ */
+function exactly(length: number, id: string, whole: boolean): Transform {
   let seen = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length;
       if (seen > length) done(new InvalidArgumentError(`upload ${id}: the chunk is longer than its Content-Range (${length} bytes)`, { code: 'ERR_SIZE_INVALID' }));
       else done(null, chunk);
+    },
+    flush(done) {
+      if (whole && seen !== length) done(new InvalidArgumentError(`upload ${id}: the chunk held ${seen} bytes, not the ${length} of its Content-Range; it was discarded`, { code: 'ERR_SIZE_INVALID' }));
+      else done();
     },
   });
 }

@@ -73,16 +73,22 @@ export interface UploadStore {
    * Appends `body` at `offset`, which must equal the bytes received so far (InvalidArgument
    * ERR_UPLOAD_OFFSET otherwise). Returns the new size. One append or commit per id at a time:
    * another one meanwhile gets FailedPrecondition ERR_UPLOAD_BUSY. A body that breaks off keeps
-   * what arrived; the client resumes from `uploadSize`.
+   * what arrived and the client resumes from `uploadSize`; with `atomic` it is cut back to
+   * `offset` instead (InvalidArgument ERR_UPLOAD_INVALID), and a busy upload is waited for (up to
+   * ten seconds) rather than refused. Chunks appended in order are hashed as they arrive.
    */
-  append(id: string, offset: number, body: Readable, signal?: AbortSignal): Promise<number>;
+  append(id: string, offset: number, body: Readable, options?: { signal?: AbortSignal; atomic?: boolean }): Promise<number>;
   /**
    * Verifies the upload against `digest` and moves it into the store. On mismatch the upload is
    * removed and InvalidArgument ERR_DIGEST_MISMATCH thrown; nothing becomes visible. The bytes
-   * are on disk (fsynced) before the blob becomes visible.
+   * are on disk (fsynced) before the blob becomes visible. The digest comes from the hash kept
+   * while the chunks arrived in order, else (after a restart, or a body that broke off midway)
+   * from reading the file. Committing a blob that is stored already keeps the stored copy. With
+   * `wait`, an upload busy with another request (an abandoned atomic chunk being cut back) is
+   * waited for, up to ten seconds, instead of refused.
    */
-  commit(id: string, digest: Digest, options?: { pin?: boolean }): Promise<BlobInfo>;
-  /** Drops an upload; unknown ids are ignored. */
+  commit(id: string, digest: Digest, options?: { pin?: boolean; wait?: boolean }): Promise<BlobInfo>;
+  /** Drops an upload, once no request holds it (waiting up to ten seconds); unknown ids are ignored. */
   abort(id: string): Promise<void>;
 }
 

@@ -6,10 +6,10 @@ import {
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
 import type { BlobInfo, BlobStore } from './blob-store.js';
-import { IO_CHUNK, hashFile, hashPieces, stageBlob, syncPath, verifyStream, type StagedBlob } from './ingest.js';
+import { IO_CHUNK, hashPieces, stageBlob, syncPath, verifyStream, type StagedBlob } from './ingest.js';
 import { BlobIndex } from './lru.js';
 import { storeLayout } from './layout.js';
-import { createUploadArea } from './upload-area.js';
+import { ATOMIC_WAIT_MS, createUploadArea } from './upload-area.js';
 
 const HOUR = 3_600_000;
 
@@ -195,22 +195,33 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     },
     startUpload: () => uploads.start(),
     uploadSize: (id) => uploads.size(id),
-    append: (id, offset, body, signal) => uploads.append(id, offset, body, signal),
+    append: (id, offset, body, opts) => uploads.append(id, offset, body, opts),
     async commit(id, digest, opts = {}) {
       if (!isDigest(digest)) throw new InvalidArgumentError(`digest ${JSON.stringify(digest)} is invalid`, { code: 'ERR_DIGEST_INVALID' });
       return uploads.withUpload(id, async (file) => {
         await uploads.size(id);
-        const hashed = await hashFile(file);
+        const hashed = await uploads.hashed(id, file);
         if (hashed.digest !== digest) {
           await rm(file, { force: true });
+          uploads.forget(id);
           throw new InvalidArgumentError(`upload ${id} (${hashed.size} bytes) hashes to ${hashed.digest}, not ${digest}; upload discarded`, { code: 'ERR_DIGEST_MISMATCH' });
+        }
+        const existing = index.size(digest);
+        if (existing !== undefined) {
+          // Stored already: its own bytes are durable, so this copy is neither flushed nor placed,
+          // only removed. Pinned at once (nothing awaits in between), so eviction cannot take it.
+          if (opts.pin) index.pin(digest);
+          await rm(file, { force: true });
+          uploads.forget(id);
+          return { size: existing };
         }
         await syncPath(file, 'file');
         const dir = tmpName(`upload-${id}`);
         await mkdir(dir);
         await rename(file, join(dir, 'data'));
+        uploads.forget(id);
         return place(digest, { dir, size: hashed.size }, opts.pin ?? false);
-      });
+      }, opts.wait ? ATOMIC_WAIT_MS : 0);
     },
     abort: (id) => uploads.abort(id),
     async close() {

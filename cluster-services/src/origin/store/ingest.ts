@@ -73,7 +73,7 @@ export async function stageBlob(tmpRoot: string, digest: Digest, body: Readable,
 }
 
 /** Starts at most one `fdatasync` at a time, each after FLUSH_EVERY more bytes were written. */
-function backgroundFlusher(fh: FileHandle): { wrote(n: number): void; settled(): Promise<void> } {
+export function backgroundFlusher(fh: FileHandle): { wrote(n: number): void; settled(): Promise<void> } {
   let unflushed = 0;
   let running: Promise<void> | undefined;
   return {

@@ -1,11 +1,7 @@
-import { createReadStream } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import { KrillError, isCategory, parseDigest, parseRange, parseRepository, type Digest } from '@krill/lib';
 import type { ProxyContext } from './context.js';
-
-/** Spool read buffers: a GiB blob goes to the origin in about a thousand reads. */
-const IO_CHUNK = 1024 * 1024;
 
 /**
  * `HEAD|GET /v2/<name>/blobs/<digest>` (end-2, and Range reads). With `blobs.redirect` a GET is
@@ -124,9 +120,10 @@ export async function cancelUpload(ctx: ProxyContext, reply: FastifyReply, name:
 }
 
 /**
- * `PUT /v2/<name>/blobs/uploads/<id>?digest=` (end-6), with an optional last chunk: verifies the
- * spooled bytes against the digest, hands the blob to the origins, and only then answers 201. A
- * mismatch discards the upload: nothing is stored.
+ * `PUT /v2/<name>/blobs/uploads/<id>?digest=` (end-6), with an optional last chunk: commits the
+ * origin upload the chunks streamed into (the origin verifies it against the digest) and only
+ * then answers 201. A mismatch discards the upload: nothing is stored. An origin that fails here
+ * is a 5xx and ends the session; the client starts the upload again.
  */
 export async function finishUpload(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string, id: string, digestParam: string | undefined, monolithic = false): Promise<FastifyReply> {
   let digest;
@@ -143,11 +140,11 @@ export async function finishUpload(ctx: ProxyContext, req: FastifyRequest, reply
     if (hasBody) await ctx.uploads.append(name, id, req.raw as Readable);
     else req.raw.resume();
     const done = await ctx.uploads.finish(name, id);
-    // The origin verifies the bytes against the digest before anything becomes visible (and says
-    // ERR_DIGEST_MISMATCH otherwise); hashing here too would put a second SHA-256 pass, the
-    // slowest step of a push, on the push's critical path.
+    // The chunks went straight to an upload on one origin, which hashed them as they came; it
+    // verifies them against the digest before anything becomes visible (ERR_DIGEST_MISMATCH
+    // otherwise), then replicates the blob to its owners.
     try {
-      await ctx.origins.upload(name, digest, { size: done.size, open: () => createReadStream(done.file, { highWaterMark: IO_CHUNK }) });
+      await ctx.origins.commitUpload(done.remote, name, digest);
     } catch (err) {
       if ((err as { code?: string }).code === 'ERR_DIGEST_MISMATCH') ctx.metrics.blobCommits.inc({ result: 'digest_mismatch' });
       throw err;
@@ -161,7 +158,7 @@ export async function finishUpload(ctx: ProxyContext, req: FastifyRequest, reply
     await ctx.uploads.remove(id);
     throw err;
   }
-  await ctx.uploads.remove(id);
+  await ctx.uploads.remove(id, true);
   return blobCreated(reply, name, digest);
 }
 

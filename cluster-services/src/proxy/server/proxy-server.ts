@@ -65,7 +65,7 @@ export async function startProxy(config: ProxyConfig, deps: { logger: Logger; or
   const logger = deps.logger;
   const origins = deps.originClient ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger });
   const buildIndex = deps.buildIndexClient ?? createBuildIndexClient({ urls: config.buildIndex.urls, logger });
-  const uploads = await UploadSessions.open(config.uploadDir, config.uploadTtlSeconds * 1000);
+  const uploads = await UploadSessions.open(config.uploadDir, config.uploadTtlSeconds * 1000, origins);
   const service = createHttpService({ name: 'proxy', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
   const metrics = createProxyMetrics(service.metrics, () => uploads.count);
   const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics, redirect: config.blobs.redirect ? publicOrigins(config) : undefined };

@@ -1,51 +1,55 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
-import { InvalidArgumentError, NotFoundError } from '@krill/lib';
+import { InvalidArgumentError, NotFoundError, isKrillError } from '@krill/lib';
+import type { OriginClient, RemoteUpload } from '../../origin/index.js';
 
-/** Spool buffers: a GiB blob moves in about a thousand writes. */
+/** Forwarding buffers: a GiB blob moves in about a thousand chunks. */
 const IO_CHUNK = 1024 * 1024;
-/** Spool files are named `<uuid>.upload`; only such files are ever removed from the directory. */
+/** Spool files of earlier versions were named `<uuid>.upload`; only such files are ever removed from the directory. */
 const SPOOL_RE = /^[0-9a-f-]{36}\.upload$/;
 
 interface Session {
   id: string;
   repo: string;
-  file: string;
+  /** The origin upload the chunks stream into; opened with the first chunk (or at finish). */
+  remote: RemoteUpload | undefined;
   size: number;
   touched: number;
   /** The chunk being received, if any: its body, and a promise that settles when it is done. */
   inflight: { body: Readable; settled: Promise<unknown> } | undefined;
-  /** Set by `finish`: the spool is final and is being stored; no more chunks. */
+  /** Set by `finish`: the upload is final and is being stored; no more chunks. */
   committing: boolean;
 }
 
 /**
- * Blob upload sessions of the distribution API, spooled to files under `dir`. The spool is not
- * hashed here: the origin that stores it verifies it against the digest before it becomes
- * visible, so a push pays for one SHA-256 pass, not two. Sessions live in memory: a
- * proxy restart drops them (clients start the upload again) and the spool files left behind are
- * removed at start. Idle sessions are removed after `ttlMs`.
+ * Blob upload sessions of the distribution API. Each chunk streams straight through to an upload
+ * session on one origin (picked when the first chunk arrives: the digest, and so the blob's
+ * owners, are known only at the final PUT), so by then the origin has received, hashed and
+ * written every byte and only its commit (verify, fsync, place, replicate) remains. The proxy
+ * keeps no copy: nothing is hashed or written twice on a push's critical path.
  *
  * A chunk is all or nothing: if its body breaks off, or holds fewer or more bytes than it
- * declared, the spool is cut back to where the chunk started and the client may resend it.
- * A request for a session that is still receiving a chunk supersedes it: a client retries only
- * after it gave up on the earlier request, whose connection the server may not yet know is dead.
+ * declared, the origin cuts its upload back to where the chunk started (atomic appends) and the
+ * client may resend it. A request for a session that is still receiving a chunk supersedes it: a
+ * client retries only after it gave up on the earlier request, whose connection the server may
+ * not yet know is dead. If the origin fails while a chunk streams to it, the session ends (the
+ * client gets the origin's 5xx, then BLOB_UPLOAD_UNKNOWN, and starts again; new sessions go to
+ * an origin that answers); the origin's partial upload is never committed. Sessions live in
+ * memory: a proxy restart drops them. Idle sessions are removed after `ttlMs`.
  */
 export class UploadSessions {
   private readonly sessions = new Map<string, Session>();
   private timer: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly dir: string, private readonly ttlMs: number) {}
+  private constructor(private readonly origins: OriginClient, private readonly ttlMs: number) {}
 
-  static async open(dir: string, ttlMs: number): Promise<UploadSessions> {
+  static async open(dir: string, ttlMs: number, origins: OriginClient): Promise<UploadSessions> {
     await mkdir(dir, { recursive: true });
     // Only our own spool files: the directory may be shared with something else.
     for (const name of await readdir(dir)) if (SPOOL_RE.test(name)) await rm(join(dir, name), { force: true });
-    const s = new UploadSessions(dir, ttlMs);
+    const s = new UploadSessions(origins, ttlMs);
     // Check at most once a minute so a short TTL (tests) still expires promptly.
     s.timer = setInterval(() => void s.expire(), Math.min(ttlMs, 60_000));
     s.timer.unref();
@@ -54,9 +58,7 @@ export class UploadSessions {
 
   async start(repo: string): Promise<string> {
     const id = randomUUID();
-    const file = join(this.dir, `${id}.upload`);
-    await writeFile(file, '');
-    this.sessions.set(id, { id, repo, file, size: 0, touched: Date.now(), inflight: undefined, committing: false });
+    this.sessions.set(id, { id, repo, remote: undefined, size: 0, touched: Date.now(), inflight: undefined, committing: false });
     return id;
   }
 
@@ -68,7 +70,8 @@ export class UploadSessions {
   /**
    * Appends `body`, which must start at `start` when given (InvalidArgument ERR_UPLOAD_OFFSET
    * otherwise) and hold exactly `length` bytes when given (ERR_UPLOAD_OFFSET). A body that
-   * breaks off is ERR_UPLOAD_INVALID. Either way the spool is rolled back to where it was.
+   * breaks off is ERR_UPLOAD_INVALID. Either way the upload is rolled back to where it was. An
+   * origin failure is the origin's error (Unavailable) and ends the session.
    */
   async append(repo: string, id: string, body: Readable, options: { start?: number; length?: number } = {}): Promise<number> {
     let s = await this.idle(repo, id);
@@ -76,6 +79,7 @@ export class UploadSessions {
     // From the loop's end to `inflight` being set nothing awaits, so no third request slips in.
     while (s.inflight) s = await this.idle(repo, id);
     if (options.start !== undefined && options.start !== s.size) {
+      body.resume();
       throw new InvalidArgumentError(`upload ${id}: chunk starts at ${options.start}, but ${s.size} bytes were received`, { code: 'ERR_UPLOAD_OFFSET' });
     }
     const work = this.receive(s, body, options);
@@ -92,9 +96,12 @@ export class UploadSessions {
     const id = s.id;
     const before = s.size;
     let received = 0;
+    let clientBroke = false;
+    let ended = false;
     const limit = options.length;
     // Bytes past a declared length are counted and dropped rather than failing the stream, so the
-    // request is read to its end and the client still gets its answer.
+    // request is read to its end and the client still gets its answer; a wrong length fails the
+    // forwarded body only at its end, before it is complete, so the origin discards the chunk.
     const count = new Transform({
       highWaterMark: IO_CHUNK,
       transform(c: Buffer, _e, done) {
@@ -102,40 +109,66 @@ export class UploadSessions {
         if (limit !== undefined && received > limit) return done();
         done(null, c);
       },
+      flush(done) {
+        if (limit !== undefined && received !== limit) done(new InvalidArgumentError(`upload ${id}: chunk declared ${limit} bytes but held ${received}; it was discarded`, { code: 'ERR_UPLOAD_OFFSET' }));
+        else done();
+      },
     });
-    const out = createWriteStream(s.file, { flags: 'a', highWaterMark: IO_CHUNK });
+    // `pipe`, not `pipeline`: an origin that fails must not take the client's request down with
+    // it, or the client would get a reset connection instead of the error.
+    body.once('end', () => { ended = true; });
+    const broke = (err?: Error) => {
+      if (ended) return;
+      clientBroke = true;
+      count.destroy(err ?? new Error('the request body was cut off'));
+    };
+    body.once('error', broke);
+    body.once('close', () => broke());
+    body.pipe(count);
     try {
-      await pipeline(body, count, out);
-      if (limit !== undefined && received !== limit) {
-        throw new InvalidArgumentError(`upload ${id}: chunk declared ${limit} bytes but held ${received}; it was discarded`, { code: 'ERR_UPLOAD_OFFSET' });
-      }
-      s.size = before + received;
+      s.remote ??= await this.origins.openUpload(s.repo, s.id);
+      s.size = await this.origins.appendUpload(s.remote, before, count);
+      if (s.size !== before + received) throw new Error(`the origin holds ${s.size} bytes, not ${before + received}`);
       return s.size;
     } catch (err) {
-      // The write stream may still be closing its descriptor; cut the file back only after it has.
-      await finished(out).catch(() => undefined);
-      // ENOENT: the session was deleted meanwhile, and its file with it.
-      await truncate(s.file, before).catch(() => undefined);
+      body.unpipe(count);
+      if (!body.destroyed) body.resume();
       s.size = before;
-      if (err instanceof InvalidArgumentError) throw err;
-      throw new InvalidArgumentError(`upload ${id}: chunk broke off after ${received} bytes and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
+      if (limit !== undefined && received !== limit && !clientBroke) {
+        throw new InvalidArgumentError(`upload ${id}: chunk declared ${limit} bytes but held ${received}; it was discarded`, { code: 'ERR_UPLOAD_OFFSET' });
+      }
+      if (clientBroke) {
+        throw new InvalidArgumentError(`upload ${id}: chunk broke off after ${received} bytes and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
+      }
+      if (s.remote === undefined) throw err;
+      // The origin failed, or holds other bytes than this session expects: what it has is not
+      // known, so the session ends and the client starts again. Not by `remove`, which would cut
+      // off this very request before it carries the error to the client.
+      this.sessions.delete(id);
+      void this.origins.abortUpload(s.remote);
+      if (isKrillError(err) && err.category === 'Unavailable') throw err;
+      throw new InvalidArgumentError(`upload ${id} failed on the origin and was discarded; start again: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
     }
   }
 
   /**
-   * The session's digest, size and spool file, rehashing the spool only if a chunk was rolled
-   * back. The session then takes no more chunks (ERR_UPLOAD_INVALID); the caller stores the
-   * spool and removes the session.
+   * The session's size and origin upload (opening an empty one if no chunk came). The session
+   * then takes no more chunks (ERR_UPLOAD_INVALID); the caller commits the upload and removes
+   * the session.
    */
-  async finish(repo: string, id: string): Promise<{ size: number; file: string }> {
+  async finish(repo: string, id: string): Promise<{ size: number; remote: RemoteUpload }> {
     let s = await this.idle(repo, id);
     while (s.inflight) s = await this.idle(repo, id);
     s.committing = true;
-    return { size: s.size, file: s.file };
+    s.remote ??= await this.origins.openUpload(s.repo, s.id);
+    return { size: s.size, remote: s.remote };
   }
 
-  /** Ends a session and deletes its spool, first cutting off a chunk still being received. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Ends a session, first cutting off a chunk still being received, and drops its origin upload
+   * unless `committed` (the origin moved it into its store).
+   */
+  async remove(id: string, committed = false): Promise<void> {
     const s = this.sessions.get(id);
     this.sessions.delete(id);
     if (!s) return;
@@ -143,7 +176,7 @@ export class UploadSessions {
       s.inflight.body.destroy();
       await s.inflight.settled;
     }
-    await rm(s.file, { force: true });
+    if (s.remote && !committed) await this.origins.abortUpload(s.remote);
   }
 
   /** How many sessions are open; for tests and metrics. */
