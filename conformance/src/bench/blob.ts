@@ -32,10 +32,11 @@ const RUNS = Number(values.runs);
 const ORIGINS = Number(values.origins);
 const dispatcher = new Agent({ headersTimeout: 600_000, bodyTimeout: 600_000 });
 
-async function makeBlob(dir: string): Promise<{ file: string; digest: string }> {
-  const file = join(dir, `blob-${SIZE}.bin`);
+/** The blob of run `run`: every run pushes new content, so neither side can skip storing it. */
+async function makeBlob(dir: string, run: number): Promise<{ file: string; digest: string }> {
+  const file = join(dir, `blob-${SIZE}-${run}.bin`);
   if (existsSync(`${file}.digest`)) return { file, digest: readFileSync(`${file}.digest`, 'utf8') };
-  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16));
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, 7 + run), Buffer.alloc(16));
   const hash = createHash('sha256');
   const out = createWriteStream(`${file}.tmp`);
   const zero = Buffer.alloc(1024 * 1024);
@@ -129,7 +130,8 @@ async function main(): Promise<void> {
   mkdirSync(cache, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-blob-'));
   process.stdout.write(`bench:blob: ${SIZE / 1024 / 1024} MiB blob, ${RUNS} runs per side, krill with ${ORIGINS} origin(s) (${ORIGINS > 1 ? 'replicating' : 'no replicas'}), backend ${BACKEND}\n`);
-  const blob = await makeBlob(cache);
+  const blobs = [];
+  for (let run = 0; run < RUNS; run++) blobs.push(await makeBlob(cache, run));
   type Side = { push: number[]; pull: number[]; cpu: { push: Cpu[]; pull: Cpu[] } };
   const side = (): Side => ({ push: [], pull: [], cpu: { push: [], pull: [] } });
   // `krill redirect` only pulls, what `krill` pushed, through the redirecting proxy.
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
   const registry = await startDockerRegistry({ dir: join(work, 'registry') });
   try {
     for (let run = 0; run < RUNS; run++) {
+      const blob = blobs[run]!;
       // Alternate sides so neither always runs on a warmer page cache.
       const krillPids = krill.procs.map((p) => p.child.pid!);
       const sides = [['krill', krill.url, krillPids], ['docker-registry', registry.url, [registry.pid]]] as const;
@@ -161,8 +164,6 @@ async function main(): Promise<void> {
         rr.pull.push(mbps(redirected.value));
         rr.cpu.pull.push(redirected);
       }
-      // Each run pushes the same digest: delete nothing, but use a fresh repository so both sides
-      // store it again (krill's origin deduplicates by digest, as the registry does per repository).
     }
   } finally {
     await Promise.all(krill.procs.map((p) => p.kill('SIGTERM')));
