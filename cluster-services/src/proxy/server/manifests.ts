@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import {
-  InvalidArgumentError, KrillError, MAX_MANIFEST_BYTES, MediaType, isCategory, isDigest, parseDigest, parseManifest, parseTag, sha256,
+  InvalidArgumentError, KrillError, MAX_MANIFEST_BYTES, isCategory, isDigest, parseDigest, parseManifest, parseTag, sha256, manifestMediaType,
   type Digest,
 } from '@krill/lib';
 import type { Page } from '../../build-index/index.js';
@@ -38,16 +38,6 @@ async function readCapped(req: FastifyRequest): Promise<Buffer> {
     const onEnd = () => stop();
     body.on('data', onData).on('end', onEnd).on('error', stop);
   });
-}
-
-/** The media type of stored manifest bytes: its `mediaType` field, or the shape of the document. */
-function mediaTypeOf(bytes: Buffer): string {
-  try {
-    const doc = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown };
-    return doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.OciIndex : MediaType.OciManifest);
-  } catch {
-    return MediaType.OciManifest;
-  }
 }
 
 /**
@@ -100,7 +90,7 @@ export async function getManifest(ctx: ProxyContext, req: FastifyRequest, reply:
     if (isCategory(err, 'NotFound')) throw new KrillError('NotFound', 'ERR_MANIFEST_NOT_FOUND', `manifest ${digest} of ${name} is unknown`, { cause: err });
     throw err;
   }
-  reply.code(200).header('content-type', mediaTypeOf(bytes)).header('docker-content-digest', digest).header('content-length', bytes.length);
+  reply.code(200).header('content-type', manifestMediaType(bytes)).header('docker-content-digest', digest).header('content-length', bytes.length);
   return req.method === 'HEAD' ? reply.send() : reply.send(bytes);
 }
 
