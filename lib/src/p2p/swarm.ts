@@ -13,6 +13,13 @@ import { PiecePicker } from './piece-picker.js';
  */
 const SENDS_AT_ONCE = 4;
 const DEFAULT_INFLIGHT_BYTES = 48 * 1024 * 1024;
+/**
+ * Requests outstanding at an origin per agent, at most. An origin's link is shared by every agent
+ * and it answers in its own order (least-sent first), so a deeper queue there only lets requests
+ * for pieces that peers will have soon wait and go out as second copies; two keep its link busy
+ * across a round trip. (Measured in the lab: 4 agents at 5 MB/s, origin copies 1.4x -> 1.3x.)
+ */
+const ORIGIN_PIPELINE = 2;
 
 /** Something that paces bytes (a TokenBucket, or UNLIMITED). */
 export interface Pacer {
@@ -315,7 +322,8 @@ export class Swarm extends EventEmitter {
     if (peer.wire.isClosed || this.o.file.complete) return;
     let outstanding = 0;
     for (const p of this.peers.values()) outstanding += p.asked.size;
-    while (peer.asked.size < this.pipeline && outstanding++ < this.maxOutstanding) {
+    const pipeline = peer.origin ? Math.min(this.pipeline, ORIGIN_PIPELINE) : this.pipeline;
+    while (peer.asked.size < pipeline && outstanding++ < this.maxOutstanding) {
       const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i));
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
