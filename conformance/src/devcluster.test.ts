@@ -1,11 +1,17 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { smallImage } from './fixtures/oci-image.js';
 import { KRILL_BIN, freePort } from './harness/krill-process.js';
 import { copy, inspect } from './harness/skopeo.js';
+
+// A failed assertion must not leave the cluster running: its processes and state go in any case.
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
 
 describe('krill devcluster', () => {
   it('starts origins, tracker, build-index, proxy and agents as processes, serves a push and pulls through the proxy and both agents, and stops them all on SIGINT', async () => {
@@ -17,6 +23,11 @@ describe('krill devcluster', () => {
     child.stdout.on('data', (c) => (out += c));
     child.stderr.on('data', (c) => (out += c));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    cleanups.push(() => {
+      // SIGINT stops the components too; a cluster that already stopped ignores it.
+      if (child.exitCode === null) child.kill('SIGINT');
+      void exited.then(() => rmSync(work, { recursive: true, force: true }));
+    });
     const deadline = Date.now() + 60_000;
     while (!out.includes('devcluster is up')) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`devcluster did not come up:\n${out}`);
