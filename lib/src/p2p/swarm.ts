@@ -125,11 +125,6 @@ export class Swarm extends EventEmitter {
     return n;
   }
 
-  /** Whether the peer with this key is connected. */
-  connected(key: string): boolean {
-    return this.peers.has(key);
-  }
-
   /** Adds a connection whose handshake has been exchanged; `remote` is the peer's handshake. */
   add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false): void {
     if (this.closed || this.blacklist.has(key) || this.peers.has(key)) return wire.close();

@@ -3,7 +3,7 @@ import {
   InvalidArgumentError, KrillError, MAX_MANIFEST_BYTES, isCategory, isDigest, manifestMediaType, parseDigest, parseRange, parseTag,
   type Digest, type Logger,
 } from '@krill/lib';
-import { parseV2Path, toOciError, type BuildIndexClient, type OciContext } from '@krill/cluster-services';
+import { pageParams, parseV2Path, toOciError, type BuildIndexClient, type OciContext } from '@krill/cluster-services';
 import type { Agent, BlobHandle } from '../agent/agent.js';
 
 export interface RegistryDeps {
@@ -69,10 +69,8 @@ export function registerRegistryRoutes(app: FastifyInstance, d: RegistryDeps): v
 
   /** `GET /v2/<name>/tags/list` (end-8a), one page of up to `n` (at most 1000, as distribution). */
   async function tags(req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
-    const q = req.query as { n?: string; last?: string };
-    const n = q.n === undefined ? 100 : Number(q.n);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a non-negative integer`, { code: 'ERR_PAGINATION_INVALID' });
-    const page = n === 0 ? { items: [] } : await d.buildIndex.listTags(name, { limit: Math.min(n, 1000), ...(q.last ? { last: q.last } : {}) });
+    const p = pageParams(req.query as { n?: string; last?: string });
+    const page = p.limit === 0 ? { items: [] } : await d.buildIndex.listTags(name, p);
     return reply.code(200).send({ name, tags: page.items });
   }
 

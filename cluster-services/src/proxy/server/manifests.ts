@@ -6,6 +6,7 @@ import {
 } from '@krill/lib';
 import type { Page } from '../../build-index/index.js';
 import type { ProxyContext } from './context.js';
+import { pageParams } from './paths.js';
 
 /** References of one manifest checked at once: enough to hide latency without flooding the origins. */
 const STAT_CONCURRENCY = 8;
@@ -94,19 +95,9 @@ export async function getManifest(ctx: ProxyContext, req: FastifyRequest, reply:
   return req.method === 'HEAD' ? reply.send() : reply.send(bytes);
 }
 
-/** Page sizes for tag lists and the catalog; distribution caps `n` at 1000 too. */
-const MAX_PAGE = 1000;
-
-function pageParams(req: FastifyRequest): { limit: number; last?: string } {
-  const q = req.query as { n?: string; last?: string };
-  const n = q.n === undefined ? 100 : Number(q.n);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a non-negative integer`, { code: 'ERR_PAGINATION_INVALID' });
-  return { limit: Math.min(n, MAX_PAGE), ...(q.last ? { last: q.last } : {}) };
-}
-
 /** `GET /v2/<name>/tags/list` (end-8a/8b), with `n`, `last` and a Link header to the next page. */
 export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply, name: string): Promise<FastifyReply> {
-  const p = pageParams(req);
+  const p = pageParams(req.query as { n?: string; last?: string });
   // `n=0` asks for no entries, and distribution answers an empty list; the build-index takes limit >= 1.
   const page: Page<string> = p.limit === 0 ? { items: [] } : await ctx.buildIndex.listTags(name, p);
   // A repository without local tags answers an empty list, not NAME_UNKNOWN: a pull-through
@@ -117,7 +108,7 @@ export async function listTags(ctx: ProxyContext, req: FastifyRequest, reply: Fa
 
 /** `GET /v2/_catalog`, with `n`, `last` and a Link header to the next page. */
 export async function catalog(ctx: ProxyContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const p = pageParams(req);
+  const p = pageParams(req.query as { n?: string; last?: string });
   const page: Page<string> = p.limit === 0 ? { items: [] } : await ctx.buildIndex.listRepositories(p);
   if (page.next !== undefined) reply.header('link', `</v2/_catalog?n=${p.limit}&last=${encodeURIComponent(page.next)}>; rel="next"`);
   return reply.code(200).send({ repositories: page.items });

@@ -42,3 +42,17 @@ export function parseV2Path(rawPath: string): V2Path | undefined {
   }
   return undefined;
 }
+
+/** Page sizes for tag lists and the catalog; distribution caps `n` at 1000 too. */
+const MAX_PAGE = 1000;
+
+/**
+ * The `n` and `last` query parameters of a paged list (spec end-8b, catalog): `n` defaults to
+ * 100 and is capped at 1000; InvalidArgument ERR_PAGINATION_INVALID when it is not a
+ * non-negative integer.
+ */
+export function pageParams(q: { n?: string; last?: string }): { limit: number; last?: string } {
+  const n = q.n === undefined ? 100 : Number(q.n);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`n ${JSON.stringify(q.n)} must be a non-negative integer`, { code: 'ERR_PAGINATION_INVALID' });
+  return { limit: Math.min(n, MAX_PAGE), ...(q.last ? { last: q.last } : {}) };
+}
