@@ -10,11 +10,13 @@ export default defineConfig({
       '@krill/lib': src('lib'),
       '@krill/cluster-services': src('cluster-services'),
       '@krill/node-daemon': src('node-daemon'),
+      '@krill/proto': src('proto'),
+      '@krill/cri-proxy': src('cri-proxy'),
       '@krill/conformance': src('conformance'),
     },
   },
   test: {
-    include: ['{lib,cluster-services,node-daemon,cli,conformance}/src/**/*.test.ts'],
+    include: ['{lib,proto,cluster-services,cri-proxy,node-daemon,cli,conformance}/src/**/*.test.ts'],
     // Suites start real servers (origins, registries, s3rver) and move hundreds of MB on loopback.
     testTimeout: 180_000,
     hookTimeout: 180_000,
