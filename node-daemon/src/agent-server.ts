@@ -1,4 +1,4 @@
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { createHttpService, once, type Logger } from '@krill/lib';
 import { createBuildIndexClient, type BuildIndexClient, type OriginClient, type TrackerClient } from '@krill/cluster-services';
 import type { Agent } from './agent/agent.js';
@@ -10,6 +10,9 @@ export interface RunningAgent {
   /** The local registry API's base URL. */
   url: string;
   agent: Agent;
+  /** The registry `/metrics` serves; the node daemon adds its own metrics to it. */
+  metrics: Registry;
+  buildIndex: BuildIndexClient;
   close(): Promise<void>;
 }
 
@@ -42,7 +45,7 @@ export async function startAgent(config: AgentConfig, deps: {
   const url = await service.listen(config.listen.host, config.listen.port);
   logger.info({ url, peer: agent.peerAddress }, 'agent ready');
   return {
-    url, agent,
+    url, agent, metrics: m, buildIndex,
     close: once(async () => {
       await service.close();
       await agent.close();

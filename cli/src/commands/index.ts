@@ -1,6 +1,6 @@
 import type { Command } from '../command.js';
 import { devclusterCommand } from './devcluster.js';
-import { agentCommand, buildIndexCommand, originCommand, proxyCommand, trackerCommand } from './services.js';
+import { agentCommand, buildIndexCommand, nodeCommand, originCommand, proxyCommand, trackerCommand } from './services.js';
 
 /** Every `krill` subcommand, in the order `krill --help` lists them. */
-export const commands: readonly Command[] = [originCommand, trackerCommand, buildIndexCommand, proxyCommand, agentCommand, devclusterCommand];
+export const commands: readonly Command[] = [originCommand, trackerCommand, buildIndexCommand, proxyCommand, agentCommand, nodeCommand, devclusterCommand];

@@ -1,4 +1,4 @@
-import { agentConfigSchema, startAgent, type AgentConfig } from '@krill/node-daemon';
+import { agentConfigSchema, nodeConfigSchema, startAgent, startNode, type AgentConfig, type NodeConfig } from '@krill/node-daemon';
 import {
   buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, startBuildIndex, startOrigin, startProxy, startTracker, trackerConfigSchema,
   type BuildIndexConfig, type OriginConfig, type ProxyConfig, type TrackerConfig,
@@ -48,4 +48,13 @@ export const agentCommand = serviceCommand<AgentConfig>({
   schema: agentConfigSchema,
   envPrefix: 'KRILL_AGENT',
   start: (config, deps) => startAgent(config, deps),
+});
+
+export const nodeCommand = serviceCommand<NodeConfig>({
+  name: 'node',
+  summary: 'run the node daemon: the agent plus a CRI image-service socket in front of containerd',
+  description: 'Everything `krill agent` does, plus the CRI socket kubelet (imageServiceEndpoint) and crictl\ntalk to: PullImage goes through the agent into containerd\'s content store (unpacked, with the\nimage records containerd\'s CRI expects), and is handed to containerd\'s own pull when krill\ncannot serve it; every other CRI call is forwarded to containerd unchanged.',
+  schema: nodeConfigSchema,
+  envPrefix: 'KRILL_NODE',
+  start: (config, deps) => startNode(config, deps),
 });

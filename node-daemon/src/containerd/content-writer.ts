@@ -1,0 +1,79 @@
+import { status, type Client, type ClientDuplexStream, type Metadata } from '@grpc/grpc-js';
+import { CanceledError, InternalError } from '@krill/lib';
+import { unary } from '@krill/proto';
+import type { BlobDescriptor, Lease } from './containerd.js';
+import { fromGrpc, grpcCode } from './grpc-errors.js';
+
+/** Bytes per WRITE message: the Go client's 1 MiB, far under containerd's 16 MiB message limit. */
+const CHUNK = 1024 * 1024;
+/**
+ * WRITE messages sent before their answers are read. containerd answers every request in order;
+ * a few in flight keep its writer busy while the next chunk crosses the socket.
+ */
+const WINDOW = 4;
+
+interface WriteResponse { action?: string; offset?: number; total?: number; digest?: string }
+type Stream = ClientDuplexStream<object, WriteResponse>;
+
+/**
+ * content.Write for one blob (reference/cri-containerd.md §3): STAT first (ALREADY_EXISTS means
+ * the blob is there: `exists`; an offset equal to the size means containerd can adopt a copy it
+ * holds, so only COMMIT is sent), then WRITE from offset 0 (which restarts a stale partial
+ * ingest under the same ref), then COMMIT with the size, digest and labels, which containerd
+ * verifies. COMMIT is answered twice by some versions; the first answer counts. On failure the
+ * partial ingest is aborted.
+ */
+export async function writeContent(client: Client, metadata: Metadata, w: {
+  lease: Lease; desc: BlobDescriptor; body: AsyncIterable<Buffer>; labels: Record<string, string>; signal?: AbortSignal;
+}): Promise<'written' | 'exists'> {
+  const ref = `krill-${w.desc.digest}`;
+  const stream = (client as unknown as { Write(md: Metadata): Stream }).Write(metadata);
+  const answers = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponse>;
+  const onAbort = () => stream.cancel();
+  w.signal?.addEventListener('abort', onAbort, { once: true });
+  let pending = 0;
+  const send = (msg: object) => { stream.write(msg); pending++; };
+  const answer = async (): Promise<WriteResponse> => {
+    pending--;
+    const r = await answers.next();
+    if (r.done) throw new InternalError(`containerd content.Write ${ref}: stream ended without an answer`, { code: 'ERR_CONTAINERD_INTERNAL' });
+    return r.value;
+  };
+  try {
+    send({ action: 'STAT', ref, total: w.desc.size, expected: w.desc.digest, offset: 0, data: Buffer.alloc(0), labels: {} });
+    const stat = await answer();
+    let offset = 0;
+    if ((stat.offset ?? 0) !== w.desc.size || w.desc.size === 0) {
+      for await (const chunk of w.body) {
+        for (let i = 0; i < chunk.length; i += CHUNK) {
+          const data = chunk.subarray(i, i + CHUNK);
+          send({ action: 'WRITE', ref, offset, data, total: w.desc.size, expected: w.desc.digest, labels: {} });
+          offset += data.length;
+          if (pending >= WINDOW) await answer();
+        }
+      }
+      while (pending > 0) await answer();
+      if (offset !== w.desc.size) throw new InternalError(`blob ${w.desc.digest} ended after ${offset} of ${w.desc.size} bytes`, { code: 'ERR_BLOB_SHORT' });
+    }
+    send({ action: 'COMMIT', ref, total: w.desc.size, expected: w.desc.digest, offset: w.desc.size, data: Buffer.alloc(0), labels: w.labels });
+    await answer();
+    stream.end();
+    return 'written';
+  } catch (err) {
+    stream.cancel();
+    if (grpcCode(err) === status.ALREADY_EXISTS) return 'exists';
+    if (w.signal?.aborted) throw new CanceledError(`write of ${w.desc.digest} to containerd cancelled`, { code: 'ERR_PULL_CANCELED', cause: err });
+    await abortIngest(client, metadata, ref);
+    throw fromGrpc(err, `content.Write ${w.desc.digest}`);
+  } finally {
+    w.signal?.removeEventListener('abort', onAbort);
+    // Extra answers (the repeated COMMIT reply) and the end of the stream are drained here.
+    stream.on('data', () => {});
+    stream.on('error', () => {});
+  }
+}
+
+/** Drops the partial ingest under `ref`, if any, so a failed write leaves nothing behind. */
+async function abortIngest(client: Client, metadata: Metadata, ref: string): Promise<void> {
+  await unary(client, 'Abort', { ref }, { metadata }).catch(() => {});
+}
