@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuildIndexClient, type UpstreamCredentials } from '@krill/cluster-services';
+import { silentLogger } from '@krill/lib';
 import { buildImage, type BuiltImage } from './fixtures/oci-image.js';
 import { startCluster } from './harness/cluster.js';
 import { startDockerRegistry, type DockerRegistry } from './harness/docker-registry.js';
@@ -70,6 +72,25 @@ describe('pull-through from an upstream registry with basic auth (acceptance 2)'
       expect(stderr.replace(/\\"/g, '"')).toContain(`upstream registry upstream.local (${upstream.url}) rejected the credentials of user "alice"`);
       expect(stderr).not.toContain('wrong password');
     } finally {
+      await cluster.close();
+    }
+  });
+
+  it('a build-index with the right configured credentials still refuses a lookup with a caller\'s wrong password', async () => {
+    const cluster = await clusterFor(join(work, 'caller'), password);
+    const client = createBuildIndexClient({ urls: [cluster.buildIndexUrl], logger: silentLogger() });
+    try {
+      const lookup = (credentials?: UpstreamCredentials) => client.getTag('upstream.local/team/app', 'v1', undefined, credentials ? { credentials } : {});
+      // The configured credentials answer lookups without the caller's, and that answer is cached...
+      expect((await lookup()).digest).toBe(image.manifest.digest);
+      // ...but a caller's wrong password is put to the upstream registry, which refuses it.
+      const err = await lookup({ username: user, password: 'caller wrong password' }).then(() => undefined, (e: Error & { code?: string; category?: string }) => e);
+      expect(err).toMatchObject({ category: 'Unauthenticated', code: 'ERR_UPSTREAM_UNAUTHORIZED' });
+      expect(err!.message).toContain(`upstream registry upstream.local (${upstream.url}) rejected the caller's credentials for user "alice"`);
+      expect(err!.message).not.toContain('caller wrong password');
+      expect((await lookup({ username: user, password })).digest).toBe(image.manifest.digest);
+    } finally {
+      await client.close();
       await cluster.close();
     }
   });

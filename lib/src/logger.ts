@@ -25,6 +25,8 @@ export function createLogger(options: LoggerOptions): Logger {
           'secretAccessKey', '*.secretAccessKey', '*.*.secretAccessKey',
           'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization',
           'token', '*.token',
+          // A caller's registry credentials on their way to the build-index (its routes also strip it).
+          'req.headers["x-krill-upstream-credentials"]', 'headers["x-krill-upstream-credentials"]',
         ],
         censor: '[redacted]',
       },

@@ -5,9 +5,9 @@ import {
   InvalidArgumentError, KrillError, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, NotFoundError, UnavailableError,
   isDigest, isKrillError, type Digest, type Logger,
 } from '@krill/lib';
-import { Authenticator, parseChallenge } from './auth.js';
+import { Authenticator, parseChallenge, type Identity } from './auth.js';
 import { resolveNamespace, type UpstreamRef } from './hosts.js';
-import type { ManifestHead, RegistryClient, RegistryHosts } from './registry-client.js';
+import type { ManifestHead, RegistryClient, RegistryHosts, UpstreamCredentials } from './registry-client.js';
 
 export interface RegistryClientOptions {
   hosts: RegistryHosts;
@@ -22,12 +22,17 @@ const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(', ');
 
 type Response = Dispatcher.ResponseData<unknown>;
 
+interface CallOptions {
+  accept?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** The caller's credentials, used instead of the configured ones (see ResolveOptions). */
+  credentials?: UpstreamCredentials | undefined;
+}
+
 /** The upstream registry client over HTTP (see RegistryClient). */
 export function createRegistryClient(options: RegistryClientOptions): RegistryClient {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: options.timeoutMs ?? 30_000, bodyTimeout: 300_000 });
   const auth = new Authenticator(dispatcher);
-  // The Authorization that last worked per registry and repository saves a 401 round trip per call.
-  const lastAuth = new Map<string, string>();
   const log = options.logger;
 
   async function once(url: string, method: Dispatcher.HttpMethod, headers: Record<string, string>, ref: UpstreamRef, signal?: AbortSignal): Promise<Response> {
@@ -41,24 +46,26 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
     }
   }
 
-  /** One call on one endpoint: answers a 401 challenge once, then follows redirects. */
-  async function onEndpoint(ref: UpstreamRef, endpoint: string, method: Dispatcher.HttpMethod, path: string, accept: string | undefined, signal?: AbortSignal): Promise<Response> {
-    const key = `${ref.registry}\0${ref.repository}`;
-    const base: Record<string, string> = accept ? { accept } : {};
-    let authorization = lastAuth.get(key);
+  /**
+   * One call on one endpoint as one identity: answers a 401 challenge once, takes a 401 or 403
+   * after that (or a 403 at once) as the registry's refusal, then follows redirects.
+   */
+  async function onEndpoint(ref: UpstreamRef, id: Identity, endpoint: string, method: Dispatcher.HttpMethod, path: string, c: CallOptions): Promise<Response> {
+    const base: Record<string, string> = c.accept ? { accept: c.accept } : {};
+    let authorization = auth.known(ref, id);
     let url = `${endpoint.replace(/\/$/, '')}/v2/${ref.repository}/${path}`;
-    let res = await once(url, method, authorization ? { ...base, authorization } : base, ref, signal);
+    let res = await once(url, method, authorization ? { ...base, authorization } : base, ref, c.signal);
     if (res.statusCode === 401) {
       await res.body.dump();
-      authorization = await auth.authorize(ref, endpoint, parseChallenge(res.headers['www-authenticate']), false);
-      res = await once(url, method, { ...base, authorization }, ref, signal);
-      if (res.statusCode === 401) {
-        await res.body.dump();
-        lastAuth.delete(key);
-        await auth.authorize(ref, endpoint, undefined, true);
-      }
-      lastAuth.set(key, authorization);
+      authorization = await auth.authorize(ref, id, endpoint, parseChallenge(res.headers['www-authenticate']));
+      res = await once(url, method, { ...base, authorization }, ref, c.signal);
     }
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      auth.remember(ref, id, undefined);
+      throw auth.denied(ref, id, endpoint);
+    }
+    if (authorization) auth.remember(ref, id, authorization);
     const origin = new URL(url).origin;
     for (let hops = 0; res.statusCode >= 300 && res.statusCode < 400 && res.headers['location']; hops++) {
       await res.body.dump();
@@ -66,18 +73,19 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
       url = new URL(String(res.headers['location']), url).toString();
       // Credentials for the registry are never sent to another host (pre-signed storage URLs).
       const sameOrigin = new URL(url).origin === origin;
-      res = await once(url, method, sameOrigin && authorization ? { ...base, authorization } : base, ref, signal);
+      res = await once(url, method, sameOrigin && authorization ? { ...base, authorization } : base, ref, c.signal);
     }
     return res;
   }
 
   /** Tries the registry's endpoints in order; network errors and 5xx move to the next. */
-  async function call(namespace: string, method: Dispatcher.HttpMethod, path: string, accept?: string, signal?: AbortSignal): Promise<Response> {
+  async function call(namespace: string, method: Dispatcher.HttpMethod, path: string, c: CallOptions = {}): Promise<Response> {
     const ref = resolveNamespace(namespace, options.hosts);
+    const id = auth.identity(ref, c.credentials);
     let last: unknown;
     for (const endpoint of ref.endpoints) {
       try {
-        const res = await onEndpoint(ref, endpoint, method, path, accept, signal);
+        const res = await onEndpoint(ref, id, endpoint, method, path, c);
         if (res.statusCode >= 500) {
           await res.body.dump();
           throw new UnavailableError(`upstream registry ${ref.registry} (${endpoint}) answered HTTP ${res.statusCode} for ${path}`, { code: 'ERR_UPSTREAM_UNAVAILABLE' });
@@ -100,9 +108,10 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
   }
 
   const client: RegistryClient = {
-    async resolve(namespace, reference, signal) {
+    async resolve(namespace, reference, signal, o = {}) {
       if (reference.startsWith('sha256:') && !isDigest(reference)) throw new InvalidArgumentError(`digest ${reference} is invalid`, { code: 'ERR_DIGEST_INVALID' });
-      const head = await expectOk(await call(namespace, 'HEAD', `manifests/${reference}`, ACCEPT_MANIFESTS, signal), namespace, `manifest ${reference}`);
+      const c: CallOptions = { accept: ACCEPT_MANIFESTS, signal, credentials: o.credentials };
+      const head = await expectOk(await call(namespace, 'HEAD', `manifests/${reference}`, c), namespace, `manifest ${reference}`);
       await head.body.dump();
       const mediaType = String(head.headers['content-type'] ?? '').split(';')[0]!;
       const digest = head.headers['docker-content-digest'];
@@ -110,7 +119,7 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
         return { digest, mediaType, size: Number(head.headers['content-length'] ?? 0) };
       }
       // No digest header: fetch the manifest and hash it ourselves.
-      const res = await expectOk(await call(namespace, 'GET', `manifests/${reference}`, ACCEPT_MANIFESTS, signal), namespace, `manifest ${reference}`);
+      const res = await expectOk(await call(namespace, 'GET', `manifests/${reference}`, c), namespace, `manifest ${reference}`);
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const c of res.body) {
@@ -127,19 +136,19 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
       return result;
     },
     async stat(namespace, digest, signal) {
-      let res = await call(namespace, 'HEAD', `blobs/${digest}`, undefined, signal);
+      let res = await call(namespace, 'HEAD', `blobs/${digest}`, { signal });
       if (res.statusCode === 404) {
         await res.body.dump();
-        res = await call(namespace, 'HEAD', `manifests/${digest}`, ACCEPT_MANIFESTS, signal);
+        res = await call(namespace, 'HEAD', `manifests/${digest}`, { accept: ACCEPT_MANIFESTS, signal });
       }
       await (await expectOk(res, namespace, `blob ${digest}`)).body.dump();
       return { size: Number(res.headers['content-length'] ?? 0) };
     },
     async fetch(namespace, digest, signal) {
-      let res = await call(namespace, 'GET', `blobs/${digest}`, undefined, signal);
+      let res = await call(namespace, 'GET', `blobs/${digest}`, { signal });
       if (res.statusCode === 404) {
         await res.body.dump();
-        res = await call(namespace, 'GET', `manifests/${digest}`, ACCEPT_MANIFESTS, signal);
+        res = await call(namespace, 'GET', `manifests/${digest}`, { accept: ACCEPT_MANIFESTS, signal });
       }
       return (await expectOk(res, namespace, `blob ${digest}`)).body as unknown as Readable;
     },

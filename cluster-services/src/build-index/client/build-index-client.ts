@@ -1,4 +1,5 @@
 import type { Digest } from '@krill/lib';
+import type { UpstreamCredentials } from '../../upstream/index.js';
 
 export interface Page<T> {
   items: T[];
@@ -14,7 +15,9 @@ export interface Page<T> {
  * put to a repository served by pull-through, InvalidArgument (ERR_NAME_INVALID, ERR_TAG_INVALID,
  * ERR_DIGEST_INVALID, ERR_LIMIT_INVALID; ERR_MANIFEST_INVALID, ERR_MANIFEST_UNSUPPORTED,
  * ERR_MANIFEST_TOO_LARGE, ERR_MANIFEST_TOO_DEEP, ERR_MANIFEST_TOO_MANY_REFERENCES for a tagged
- * manifest the build-index cannot check), Unauthenticated (upstream refused credentials),
+ * manifest the build-index cannot check), Unauthenticated (ERR_UPSTREAM_UNAUTHORIZED: upstream
+ * refused the caller's or the configured credentials; not tried on the next build-index),
+ * InvalidArgument ERR_CREDENTIALS_INVALID (a username with ':'),
  * Unavailable (ERR_UPSTREAM_UNAVAILABLE when a pull-through upstream is unreachable and nothing
  * is cached; ERR_BUILD_INDEX_UNAVAILABLE when no build-index answered), Canceled.
  */
@@ -23,9 +26,12 @@ export interface BuildIndexClient {
   putTag(repo: string, tag: string, digest: Digest, signal?: AbortSignal): Promise<void>;
   /**
    * The digest `repo:tag` points at. For pull-through repositories the build-index asks the
-   * upstream registry (cached with a TTL).
+   * upstream registry (cached with a TTL), with `options.credentials` only when given (the
+   * caller's own, as kubelet hands them to PullImage; an answer they obtained is cached for
+   * them alone), else with the credentials configured for that registry. Local repositories
+   * ignore the credentials.
    */
-  getTag(repo: string, tag: string, signal?: AbortSignal): Promise<{ digest: Digest; mediaType?: string }>;
+  getTag(repo: string, tag: string, signal?: AbortSignal, options?: { credentials?: UpstreamCredentials }): Promise<{ digest: Digest; mediaType?: string }>;
   /**
    * Tags pushed to a repository, in lexical order, after `last`, at most `limit` (default 100;
    * the server caps it at 1000). Pull-through repositories list nothing: their tags live upstream.

@@ -51,6 +51,19 @@ async function startBroken(answer: 'html-500' | 'json-503' | 'hang'): Promise<st
   return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
+/** A server that records the credentials header of each request and answers 401 as the build-index does. */
+async function startRefusing(): Promise<{ url: string; seen: Array<string | undefined> }> {
+  const seen: Array<string | undefined> = [];
+  const server: Server = createServer((req, res) => {
+    seen.push(req.headers['x-krill-upstream-credentials'] as string | undefined);
+    res.writeHead(401, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ category: 'Unauthenticated', code: 'ERR_UPSTREAM_UNAUTHORIZED', message: 'upstream registry upstream.local rejected the caller\'s credentials for user "alice"' }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, seen };
+}
+
 /** A URL nobody listens on any more. */
 async function deadUrl(): Promise<string> {
   const server = createServer();
@@ -111,5 +124,21 @@ describe('build-index client', () => {
     const started = Date.now();
     expect(await code(c.getTag(repo, 'v1', signal))).toBe('ERR_CANCELED');
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('sends the caller\'s credentials and takes Unauthenticated as the answer, without failing over', async () => {
+    const first = await startRefusing();
+    const second = await startRefusing();
+    const c = client([first.url, second.url, a]);
+    const err = await c.getTag('upstream.local/app', 'v1', undefined, { credentials: { username: 'alice', password: 'pw' } }).catch((e: { code?: string; category?: string }) => e);
+    expect(err).toMatchObject({ category: 'Unauthenticated', code: 'ERR_UPSTREAM_UNAUTHORIZED' });
+    expect(first.seen).toEqual([`Basic ${Buffer.from('alice:pw').toString('base64')}`]);
+    expect(second.seen).toEqual([]);
+    // An identity token travels as username '' (containerd's ParseAuth); no credentials, no header.
+    await code(c.getTag('upstream.local/app', 'v1', undefined, { credentials: { username: '', password: 'id-token' } }));
+    await code(c.getTag('upstream.local/app', 'v1'));
+    expect(first.seen.slice(1)).toEqual([`Basic ${Buffer.from(':id-token').toString('base64')}`, undefined]);
+    expect(await code(c.getTag(repo, 'v1', undefined, { credentials: { username: 'a:b', password: 'pw' } }))).toBe('ERR_CREDENTIALS_INVALID');
+    expect(first.seen).toHaveLength(3);
   });
 });

@@ -2,6 +2,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import {
   CanceledError, InternalError, UnavailableError, errorFromBody, isDigest, type Digest, type KrillError, type Logger,
 } from '@krill/lib';
+import { CREDENTIALS_HEADER, formatCredentialsHeader } from '../credentials-header.js';
 import type { BuildIndexClient, Page } from './build-index-client.js';
 
 export interface BuildIndexClientOptions {
@@ -22,9 +23,17 @@ const KEEP_ALIVE_MS = 30_000;
 
 type Query = Record<string, string | number | undefined>;
 
+interface CallOptions {
+  body?: unknown;
+  /** Request headers; the caller's credentials travel here and are never logged. */
+  headers?: Record<string, string> | undefined;
+  signal?: AbortSignal | undefined;
+}
+
 /**
  * The build-index client over HTTP (see BuildIndexClient). Each call tries the URLs in order and
- * moves to the next on a network error or a 5xx; a 4xx is the answer. Errors are rebuilt from
+ * moves to the next on a network error or a 5xx; a 4xx is the answer (so a 401, upstream's
+ * refusal of the caller's credentials, is thrown as Unauthenticated at once). Errors are rebuilt from
  * the server's JSON with errorFromBody, so their codes survive; when some build-index answered
  * with a 5xx, the last such answer is thrown, and when none answered at all, Unavailable
  * ERR_BUILD_INDEX_UNAVAILABLE. An aborted signal gives Canceled without trying further.
@@ -34,10 +43,11 @@ export function createBuildIndexClient(options: BuildIndexClientOptions): BuildI
   const dispatcher = new Agent({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
   const log = options.logger;
 
-  async function once(base: string, method: Dispatcher.HttpMethod, path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; json: unknown }> {
+  async function once(base: string, method: Dispatcher.HttpMethod, path: string, c: CallOptions): Promise<{ status: number; json: unknown }> {
     const res = await request(`${base}${path}`, {
-      method, dispatcher, ...(signal ? { signal } : {}),
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      method, dispatcher, ...(c.signal ? { signal: c.signal } : {}),
+      headers: { ...c.headers, ...(c.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(c.body === undefined ? {} : { body: JSON.stringify(c.body) }),
     });
     const text = await res.body.text();
     let json: unknown;
@@ -50,7 +60,8 @@ export function createBuildIndexClient(options: BuildIndexClientOptions): BuildI
     return { status: res.statusCode, json };
   }
 
-  async function call(method: Dispatcher.HttpMethod, path: string, query: Query, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+  async function call(method: Dispatcher.HttpMethod, path: string, query: Query, c: CallOptions = {}): Promise<unknown> {
+    const { signal } = c;
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(query)) if (v !== undefined) qs.set(k, String(v));
     const what = `build-index ${method} ${path}`;
@@ -59,7 +70,7 @@ export function createBuildIndexClient(options: BuildIndexClientOptions): BuildI
     for (const base of options.urls) {
       let res: { status: number; json: unknown };
       try {
-        res = await once(base, method, `${path}?${qs}`, body, signal);
+        res = await once(base, method, `${path}?${qs}`, c);
       } catch (err) {
         if (signal?.aborted) throw new CanceledError(`${what}: canceled`, { code: 'ERR_CANCELED', cause: err });
         unreachable = err;
@@ -79,15 +90,16 @@ export function createBuildIndexClient(options: BuildIndexClientOptions): BuildI
 
   return {
     async putTag(repo, tag, digest, signal) {
-      await call('PUT', '/tags', { repo, tag }, { digest }, signal);
+      await call('PUT', '/tags', { repo, tag }, { body: { digest }, signal });
     },
-    async getTag(repo, tag, signal) {
-      const json = (await call('GET', '/tags', { repo, tag }, undefined, signal)) as { digest?: unknown; mediaType?: unknown } | undefined;
+    async getTag(repo, tag, signal, o = {}) {
+      const headers = o.credentials ? { [CREDENTIALS_HEADER]: formatCredentialsHeader(o.credentials) } : undefined;
+      const json = (await call('GET', '/tags', { repo, tag }, { signal, headers })) as { digest?: unknown; mediaType?: unknown } | undefined;
       if (!isDigest(json?.digest)) throw new InternalError(`build-index answered ${repo}:${tag} without a valid digest`, { code: 'ERR_BUILD_INDEX_RESPONSE' });
       return { digest: json.digest as Digest, ...(typeof json.mediaType === 'string' ? { mediaType: json.mediaType } : {}) };
     },
-    listTags: async (repo, o = {}) => toPage(await call('GET', '/repositories/tags', { repo, limit: o.limit, last: o.last }, undefined, o.signal)),
-    listRepositories: async (o = {}) => toPage(await call('GET', '/repositories', { limit: o.limit, last: o.last }, undefined, o.signal)),
+    listTags: async (repo, o = {}) => toPage(await call('GET', '/repositories/tags', { repo, limit: o.limit, last: o.last }, { signal: o.signal })),
+    listRepositories: async (o = {}) => toPage(await call('GET', '/repositories', { limit: o.limit, last: o.last }, { signal: o.signal })),
     close: () => dispatcher.close(),
   };
 }

@@ -1,14 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MediaType, createLogger, sha256, silentLogger, validateConfig, type Digest } from '@krill/lib';
-import { startDockerRegistry, type DockerRegistry } from '../../../../conformance/src/harness/docker-registry.js';
+import { MediaType, createLogger, silentLogger, validateConfig } from '@krill/lib';
+import { startDockerRegistry } from '../../../../conformance/src/harness/docker-registry.js';
 import type { BuildIndexClient } from '../client/build-index-client.js';
 import { createBuildIndexClient } from '../client/http-build-index-client.js';
 import { buildIndexConfigSchema, type BuildIndexConfig } from '../config.js';
 import { startOriginFixture, type OriginFixture } from '../testing/origin-fixture.js';
+import { upstreamRegistry, type UpstreamRegistry } from '../testing/upstream-registry.js';
 import { startBuildIndex } from './build-index-server.js';
 
 /**
@@ -21,8 +20,7 @@ const ttlSeconds = 300;
 const upstreamRepo = 'team/app';
 const repo = `upstream.local/${upstreamRepo}`;
 let fx: OriginFixture;
-let registry: DockerRegistry;
-let registryUp: boolean;
+let registry: UpstreamRegistry;
 let clock: number;
 let logLines: Array<{ level: number; msg: string; part?: string }>;
 let closers: Array<() => Promise<void>>;
@@ -30,11 +28,9 @@ let closers: Array<() => Promise<void>>;
 beforeEach(async () => {
   fx = await startOriginFixture({ logger: silentLogger() });
   closers = [() => fx.close()];
-  registry = await startDockerRegistry({ dir: join(fx.dir, 'upstream'), htpasswd: { user, password } });
-  registryUp = true;
-  closers.push(async () => {
-    if (registryUp) await registry.close();
-  });
+  const dir = join(fx.dir, 'upstream');
+  registry = upstreamRegistry(await startDockerRegistry({ dir, htpasswd: { user, password } }), { dir, user, password });
+  closers.push(() => registry.close());
   clock = Date.parse('2030-01-01T00:00:00Z');
   logLines = [];
 });
@@ -54,34 +50,8 @@ async function start(ttl = ttlSeconds): Promise<{ client: BuildIndexClient; url:
   return { client, url: bi.url };
 }
 
-/** Pushes a one-layer image to the upstream registry under `tag` (distribution API, basic auth). */
-async function pushUpstream(tag: string, seed: string): Promise<Digest> {
-  const headers = { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
-  const blob = async (bytes: string) => {
-    const digest = sha256(bytes);
-    const start = await fetch(`${registry.url}/v2/${upstreamRepo}/blobs/uploads/`, { method: 'POST', headers });
-    expect(start.status).toBe(202);
-    const location = new URL(start.headers.get('location')!, registry.url);
-    location.searchParams.set('digest', digest);
-    const put = await fetch(location, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bytes });
-    expect(put.status).toBe(201);
-    return { digest, size: Buffer.byteLength(bytes) };
-  };
-  const config = await blob(`{"seed":"${seed}"}`);
-  const layer = await blob(`layer ${seed}`);
-  const manifest = JSON.stringify({
-    schemaVersion: 2, mediaType: MediaType.OciManifest,
-    config: { mediaType: MediaType.OciConfig, ...config }, layers: [{ mediaType: MediaType.OciLayerGzip, ...layer }],
-  });
-  const res = await fetch(`${registry.url}/v2/${upstreamRepo}/manifests/${tag}`, { method: 'PUT', headers: { ...headers, 'content-type': MediaType.OciManifest }, body: manifest });
-  expect(res.status).toBe(201);
-  return sha256(manifest);
-}
-
-async function stopRegistry(): Promise<void> {
-  await registry.close();
-  registryUp = false;
-}
+const pushUpstream = (tag: string, seed: string) => registry.push(upstreamRepo, tag, seed);
+const stopRegistry = () => registry.close();
 
 const code = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
 const metric = async (url: string, name: string) => {
@@ -127,7 +97,7 @@ describe('pull-through tags', () => {
     const { client, url } = await start(0);
     expect((await client.getTag(repo, 'v1')).digest).toBe(v1);
     // distribution re-reads its htpasswd file when it changes: the build-index's password is now wrong.
-    writeFileSync(join(fx.dir, 'upstream', 'htpasswd'), execFileSync('htpasswd', ['-Bbn', user, 'another-password']));
+    registry.setUsers({ [user]: 'another-password' });
     const err = await client.getTag(repo, 'v1').catch((e: { code?: string; message: string }) => e);
     expect(err).toMatchObject({ code: 'ERR_UPSTREAM_UNAUTHORIZED' });
     expect(err.message).toContain('upstream.local');

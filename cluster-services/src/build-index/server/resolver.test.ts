@@ -7,6 +7,7 @@ import { MediaType, NotFoundError, sha256, silentLogger, type Digest } from '@kr
 import type { ManifestHead, RegistryClient } from '../../upstream/index.js';
 import { openTagStore, type TagStore } from '../store/tag-store.js';
 import { createBuildIndexMetrics } from './metrics.js';
+import { CallerAnswers } from './caller-answers.js';
 import { createTagResolver } from './resolver.js';
 
 /**
@@ -16,10 +17,12 @@ import { createTagResolver } from './resolver.js';
  */
 function memoryRegistry(tags: Map<string, Digest>) {
   let calls = 0;
+  const users: Array<string | undefined> = [];
   const waiting: Array<() => void> = [];
   const client: RegistryClient = {
-    async resolve(namespace, reference): Promise<ManifestHead> {
+    async resolve(namespace, reference, _signal, options): Promise<ManifestHead> {
       calls++;
+      users.push(options?.credentials?.username);
       await new Promise<void>((r) => waiting.push(r));
       const digest = tags.get(`${namespace}:${reference}`);
       if (!digest) throw new NotFoundError(`${namespace}:${reference} not found upstream`, { code: 'ERR_UPSTREAM_NOT_FOUND' });
@@ -28,7 +31,7 @@ function memoryRegistry(tags: Map<string, Digest>) {
     stat: () => Promise.reject(new Error('not used here')),
     fetch: () => Promise.reject(new Error('not used here')),
   };
-  return { client, calls: () => calls, release: () => waiting.splice(0).forEach((r) => r()), pending: () => waiting.length };
+  return { client, calls: () => calls, users, release: () => waiting.splice(0).forEach((r) => r()), pending: () => waiting.length };
 }
 
 let dir: string;
@@ -88,5 +91,40 @@ describe('tag resolver', () => {
     expect(await first).toMatchObject({ digest: remote, source: 'upstream' });
     expect(await resolver.resolve('mirror.local/app', 'v2')).toMatchObject({ digest: remote, source: 'cache' });
     expect(upstream.calls()).toBe(2);
+  });
+
+  it('shares a lookup only among callers with the same credentials, and caches their answers apart', async () => {
+    const v1 = sha256('v1');
+    const upstream = memoryRegistry(new Map([['upstream.local/app:v1', v1]]));
+    const resolver = createTagResolver({ store, rules: [{ namespace: '^upstream\\.local/', tagTtlSeconds: 60 }], registry: upstream.client, logger: silentLogger(), metrics: metrics() });
+    const alice = { credentials: { username: 'alice', password: 'a' } };
+    const answers = Promise.all([
+      resolver.resolve('upstream.local/app', 'v1', alice), resolver.resolve('upstream.local/app', 'v1', alice),
+      resolver.resolve('upstream.local/app', 'v1', { credentials: { username: 'alice', password: 'other' } }),
+      resolver.resolve('upstream.local/app', 'v1'),
+    ]);
+    await new Promise((r) => setImmediate(r));
+    upstream.release();
+    expect((await answers).map((a) => a.source)).toEqual(['upstream', 'upstream', 'upstream', 'upstream']);
+    expect(upstream.users).toEqual(['alice', 'alice', undefined]);
+    expect((await resolver.resolve('upstream.local/app', 'v1', alice)).source).toBe('cache');
+    // A caller's answer never enters the table that lookups without credentials share.
+    store.deleteUpstream('upstream.local/app', 'v1');
+    const none = resolver.resolve('upstream.local/app', 'v1');
+    await new Promise((r) => setImmediate(r));
+    upstream.release();
+    expect((await none).source).toBe('upstream');
+  });
+
+  it('keeps at most its bound of callers\' answers, dropping the least recently used', () => {
+    const answers = new CallerAnswers(2);
+    const key = (p: string) => answers.keyOf('upstream.local/app', 'v1', { username: 'u', password: `pw-${p}` });
+    expect(key('a')).not.toBe(key('b'));
+    expect(key('a')).not.toContain('pw-a');
+    answers.put(key('a'), sha256('a'), undefined, 1);
+    answers.put(key('b'), sha256('b'), undefined, 1);
+    expect(answers.get(key('a'))?.digest).toBe(sha256('a'));
+    answers.put(key('c'), sha256('c'), undefined, 1);
+    expect([answers.get(key('a'))?.digest, answers.get(key('b')), answers.size]).toEqual([sha256('a'), undefined, 2]);
   });
 });

@@ -1,6 +1,7 @@
 import { InvalidArgumentError, NotFoundError, isCategory, type Digest, type Logger } from '@krill/lib';
-import type { RegistryClient } from '../../upstream/index.js';
+import type { RegistryClient, UpstreamCredentials } from '../../upstream/index.js';
 import type { TagRecord, TagStore } from '../store/tag-store.js';
+import { CallerAnswers } from './caller-answers.js';
 import type { BuildIndexMetrics } from './metrics.js';
 
 /** Repositories whose name matches `namespace` (a regular expression) are resolved upstream. */
@@ -19,20 +20,34 @@ export interface ResolvedTag {
   source: TagSource;
 }
 
+export interface ResolveTagOptions {
+  /** The caller's own registry credentials, for pull-through repositories; ignored for local ones. */
+  credentials?: UpstreamCredentials | undefined;
+}
+
 /**
  * Resolves tags. A repository that matches a pull-through rule (first match wins) is resolved by
  * its upstream registry and never from the local table: its tags belong to upstream, and a local
  * copy that shadowed them would make a re-push upstream invisible here. Its answers are cached
  * for the rule's TTL; a stale answer is served only while upstream is unreachable (Unavailable),
- * and that is logged as a warning. Upstream's NotFound (as ERR_TAG_NOT_FOUND, and the cached
- * answer is dropped) and Unauthenticated are returned as they are, never masked by the cache.
+ * and that is logged as a warning. Upstream's NotFound (as ERR_TAG_NOT_FOUND) and
+ * Unauthenticated are returned as they are, never masked by the cache, and drop the cached
+ * answer, so that it is not served stale later either.
+ *
+ * A lookup with the caller's credentials asks upstream with those only, and its answer is
+ * cached apart, per repository, tag and credentials (in memory, see CallerAnswers): it answers
+ * only later lookups with the same credentials, within the TTL or stale as above. A lookup
+ * with none uses the configured credentials and the table's cache, which no caller's answer
+ * enters. So no caller gets, without upstream being asked with its own credentials (or, for
+ * none, the configured ones), an answer that other credentials obtained.
+ *
  * Every other repository is read from the local table. Safe to call concurrently; concurrent
- * upstream lookups of one tag share one request.
+ * upstream lookups of one tag with the same credentials share one request.
  */
 export interface TagResolver {
   /** True when `repo` is served by pull-through (its tags cannot be put here). */
   isPullThrough(repo: string): boolean;
-  resolve(repo: string, tag: string): Promise<ResolvedTag>;
+  resolve(repo: string, tag: string, options?: ResolveTagOptions): Promise<ResolvedTag>;
 }
 
 export interface TagResolverOptions {
@@ -43,6 +58,8 @@ export interface TagResolverOptions {
   metrics: BuildIndexMetrics;
   /** The clock, in ms since the epoch; tests pass their own. */
   now?: () => number;
+  /** The cache of answers obtained with callers' credentials; one of its own when absent. */
+  callerAnswers?: CallerAnswers;
 }
 
 interface CompiledRule {
@@ -50,26 +67,56 @@ interface CompiledRule {
   ttlMs: number;
 }
 
+/**
+ * Where one lookup's answer is kept: the table for lookups with the configured credentials,
+ * CallerAnswers for a caller's. `key` also names the lookup for sharing concurrent ones.
+ */
+interface Slot {
+  key: string;
+  credentials?: UpstreamCredentials;
+  get(): TagRecord | undefined;
+  put(digest: Digest, mediaType: string): void;
+  drop(): void;
+}
+
 export function createTagResolver(o: TagResolverOptions): TagResolver {
   const now = o.now ?? Date.now;
   const rules = compileRules(o.rules);
   const ruleFor = (repo: string) => rules.find((r) => r.pattern.test(repo));
+  const callers = o.callerAnswers ?? new CallerAnswers();
   const inFlight = new Map<string, Promise<ResolvedTag>>();
 
-  async function askUpstream(repo: string, tag: string): Promise<ResolvedTag> {
-    const cached = o.store.getUpstream(repo, tag);
+  function slotOf(repo: string, tag: string, credentials: UpstreamCredentials | undefined): Slot {
+    if (!credentials) {
+      return {
+        key: `${repo}:${tag}`, get: () => o.store.getUpstream(repo, tag),
+        put: (digest, mediaType) => o.store.putUpstream(repo, tag, digest, mediaType), drop: () => o.store.deleteUpstream(repo, tag),
+      };
+    }
+    // Repository names and tags cannot hold the NUL that separates the credentials' HMAC in the key.
+    const key = callers.keyOf(repo, tag, credentials);
+    return {
+      key, credentials, get: () => callers.get(key),
+      put: (digest, mediaType) => callers.put(key, digest, mediaType, now()), drop: () => callers.delete(key),
+    };
+  }
+
+  async function askUpstream(repo: string, tag: string, slot: Slot): Promise<ResolvedTag> {
+    const cached = slot.get();
     try {
       // No caller's signal: the lookup is shared, and the registry client bounds it with its timeout.
-      const head = await o.registry.resolve(repo, tag);
-      o.store.putUpstream(repo, tag, head.digest, head.mediaType);
+      const head = await o.registry.resolve(repo, tag, undefined, slot.credentials ? { credentials: slot.credentials } : {});
+      slot.put(head.digest, head.mediaType);
       o.metrics.upstreamResolutions.inc({ result: 'ok' });
       return { digest: head.digest, mediaType: head.mediaType, source: 'upstream' };
     } catch (err) {
       o.metrics.upstreamResolutions.inc({ result: resultOf(err) });
       if (isCategory(err, 'NotFound')) {
-        o.store.deleteUpstream(repo, tag);
+        slot.drop();
         throw new NotFoundError(`tag ${repo}:${tag} does not exist upstream: ${err.message}`, { code: 'ERR_TAG_NOT_FOUND', cause: err });
       }
+      // Credentials upstream refuses now get nothing it gave them before, stale or not.
+      if (isCategory(err, 'Unauthenticated')) slot.drop();
       if (!cached || !isCategory(err, 'Unavailable')) throw err;
       o.metrics.staleServed.inc();
       o.logger.warn({
@@ -79,23 +126,23 @@ export function createTagResolver(o: TagResolverOptions): TagResolver {
     }
   }
 
-  function resolveUpstream(repo: string, tag: string, rule: CompiledRule): Promise<ResolvedTag> {
-    const cached = o.store.getUpstream(repo, tag);
+  function resolveUpstream(repo: string, tag: string, rule: CompiledRule, credentials: UpstreamCredentials | undefined): Promise<ResolvedTag> {
+    const slot = slotOf(repo, tag, credentials);
+    const cached = slot.get();
     if (cached && now() - cached.updatedAt < rule.ttlMs) return Promise.resolve(answer(cached, 'cache'));
-    const key = `${repo}:${tag}`;
-    let flight = inFlight.get(key);
+    let flight = inFlight.get(slot.key);
     if (!flight) {
-      flight = askUpstream(repo, tag).finally(() => inFlight.delete(key));
-      inFlight.set(key, flight);
+      flight = askUpstream(repo, tag, slot).finally(() => inFlight.delete(slot.key));
+      inFlight.set(slot.key, flight);
     }
     return flight;
   }
 
   return {
     isPullThrough: (repo) => ruleFor(repo) !== undefined,
-    async resolve(repo, tag) {
+    async resolve(repo, tag, options = {}) {
       const rule = ruleFor(repo);
-      const result = rule ? await resolveUpstream(repo, tag, rule) : resolveLocal(o.store, repo, tag);
+      const result = rule ? await resolveUpstream(repo, tag, rule, options.credentials) : resolveLocal(o.store, repo, tag);
       o.metrics.tagGets.inc({ source: result.source });
       return result;
     },

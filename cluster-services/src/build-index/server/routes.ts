@@ -4,6 +4,8 @@ import {
   type Digest,
 } from '@krill/lib';
 import type { OriginClient } from '../../origin/index.js';
+import type { UpstreamCredentials } from '../../upstream/index.js';
+import { CREDENTIALS_HEADER, parseCredentialsHeader } from '../credentials-header.js';
 import type { TagStore } from '../store/tag-store.js';
 import { checkDependencies } from './dependencies.js';
 import { putResultOf, type BuildIndexMetrics } from './metrics.js';
@@ -26,13 +28,23 @@ export interface RouteDeps {
  * travel as query parameters (URL-encoded):
  * - `PUT /tags?repo=R&tag=T` with `{ "digest": "sha256:…" }` → 201 `{ digest, mediaType }`, once
  *   the manifest and everything it references are on the origins;
- * - `GET /tags?repo=R&tag=T` → `{ digest, mediaType?, source }`; `DELETE /tags?repo=R&tag=T` → 204;
+ * - `GET /tags?repo=R&tag=T` → `{ digest, mediaType?, source }`; for a pull-through repository
+ *   with the caller's registry credentials in `x-krill-upstream-credentials` (see
+ *   credentials-header.ts), upstream is asked with those (see TagResolver), and its refusal is
+ *   401 Unauthenticated; a local repository ignores them. `DELETE /tags?repo=R&tag=T` → 204;
  * - `GET /repositories/tags?repo=R&last=&limit=` and `GET /repositories?last=&limit=` →
  *   `{ items, next? }` in lexical order, like the distribution spec's `n` and `last`.
  * Errors are JSON `{ category, code, message }` (lib's errorBody) with the category's status.
  */
 export function registerBuildIndexRoutes(app: FastifyInstance, d: RouteDeps): void {
   useJsonErrors(app);
+  const credentials = new WeakMap<FastifyRequest, string>();
+  // First thing on every route: the credentials leave the request's headers, so no log line or
+  // error report that shows headers, now or added later, can hold them.
+  app.addHook('onRequest', async (req) => {
+    const value = takeHeader(req);
+    if (value !== undefined) credentials.set(req, value);
+  });
 
   app.put('/tags', async (req, reply) => {
     try {
@@ -52,7 +64,9 @@ export function registerBuildIndexRoutes(app: FastifyInstance, d: RouteDeps): vo
 
   app.get('/tags', async (req) => {
     const { repo, tag } = refOf(req);
-    return d.resolver.resolve(repo, tag);
+    const raw = credentials.get(req);
+    const caller: UpstreamCredentials | undefined = raw === undefined ? undefined : parseCredentialsHeader(raw);
+    return d.resolver.resolve(repo, tag, { credentials: caller });
   });
 
   app.delete('/tags', async (req, reply) => {
@@ -70,6 +84,20 @@ export function registerBuildIndexRoutes(app: FastifyInstance, d: RouteDeps): vo
   });
 
   app.get('/repositories', async (req) => d.store.listRepositories(pageOf(req)));
+}
+
+/**
+ * Removes the credentials header from the request (the parsed headers, and the raw list Node
+ * keeps beside them) and returns its value; a header given twice arrives joined by ", ", which
+ * no Basic value contains, and so is refused when parsed.
+ */
+function takeHeader(req: FastifyRequest): string | undefined {
+  const value = req.raw.headers[CREDENTIALS_HEADER];
+  if (value === undefined) return undefined;
+  delete req.raw.headers[CREDENTIALS_HEADER];
+  const raw = req.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === CREDENTIALS_HEADER) raw[i + 1] = '[redacted]';
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 function refOf(req: FastifyRequest): { repo: string; tag: string } {
