@@ -1,8 +1,6 @@
 import { InvalidArgumentError } from '@krill/lib';
+import type { UpstreamCredentials } from '@krill/cluster-services';
 import type { AuthConfig } from '@krill/proto';
-
-/** Registry credentials as kubelet handed them to PullImage, for one registry host. */
-export interface CallerCredentials { username: string; password: string }
 
 /**
  * The credentials of a PullImage request that apply to `host`, read as containerd's CRI reads
@@ -11,7 +9,7 @@ export interface CallerCredentials { username: string; password: string }
  * `auth` field split at its first colon. A malformed `auth` is InvalidArgument naming the field,
  * never its value.
  */
-export function callerCredentials(auth: AuthConfig | null | undefined, host: string): CallerCredentials | undefined {
+export function callerCredentials(auth: AuthConfig | null | undefined, host: string): UpstreamCredentials | undefined {
   if (!auth) return undefined;
   if (auth.serverAddress) {
     const address = /^[a-z][a-z0-9+.-]*:\/\//i.test(auth.serverAddress) ? auth.serverAddress : `https://${auth.serverAddress}`;

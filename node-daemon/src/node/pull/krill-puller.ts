@@ -1,12 +1,14 @@
+import { createHash } from 'node:crypto';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { CanceledError, isCategory, isKrillError, type Logger } from '@krill/lib';
-import type { BuildIndexClient } from '@krill/cluster-services';
+import type { BuildIndexClient, UpstreamCredentials } from '@krill/cluster-services';
 import type { ImagePuller, PullOutcome } from '@krill/cri-proxy';
 import type { PullImageRequest } from '@krill/proto';
 import type { Agent, BytesBySource } from '../../agent/agent.js';
 import type { Containerd, ContainerdCri } from '../../containerd/containerd.js';
 import { registryRule, type CriConfig } from '../node-config.js';
 import { parseImageReference } from '../reference.js';
+import { callerCredentials } from './caller-auth.js';
 import { ImageIngest } from './ingest-image.js';
 import { nodePlatform, resolveImage, type Platform } from './resolve-image.js';
 import { SharedWork } from './shared-work.js';
@@ -55,8 +57,8 @@ export function createKrillPuller(d: PullerDeps): ImagePuller {
     if (r.originHttp) bytes.inc({ source: 'origin_http' }, r.originHttp);
   }
 
-  async function attempt(ref: ReturnType<typeof parseImageReference>, repo: string, signal: AbortSignal): Promise<string> {
-    const img = await resolveImage(ref, repo, { agent: d.agent, buildIndex: d.buildIndex, platform, onReceived: count }, signal);
+  async function attempt(ref: ReturnType<typeof parseImageReference>, repo: string, creds: UpstreamCredentials | undefined, signal: AbortSignal): Promise<string> {
+    const img = await resolveImage(ref, repo, { agent: d.agent, buildIndex: d.buildIndex, platform, onReceived: count }, signal, creds);
     return ingest.ingest(ref, img, signal);
   }
 
@@ -70,10 +72,14 @@ export function createKrillPuller(d: PullerDeps): ImagePuller {
         return { forward: `registry ${ref.domain} is direct-only` };
       }
       const repo = rule.repositoryPrefix + ref.path;
+      const creds = callerCredentials(request.auth, ref.domain);
+      // Pulls share work only with pulls that bring the same credentials: another caller's
+      // accepted credentials must not let a rejected one through.
+      const key = creds ? `${ref.normalized} ${createHash('sha256').update(`${creds.username}:${creds.password}`).digest('hex')}` : ref.normalized;
       const timeout = AbortSignal.timeout(d.config.pullTimeoutMs);
       const signal = AbortSignal.any([o.signal, timeout]);
       try {
-        const imageRef = await pulls.run(ref.normalized, signal, (s) => attempt(ref, repo, s));
+        const imageRef = await pulls.run(key, signal, (s) => attempt(ref, repo, creds, s));
         pullsTotal.inc({ via: 'krill' });
         seconds.observe((performance.now() - started) / 1000);
         return { imageRef };

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, MAX_MANIFEST_BYTES, NotFoundError, isDigest, manifestMediaType, parseManifest, type Digest } from '@krill/lib';
-import type { BuildIndexClient } from '@krill/cluster-services';
+import type { BuildIndexClient, UpstreamCredentials } from '@krill/cluster-services';
 import type { Agent, BytesBySource } from '../../agent/agent.js';
 import type { BlobDescriptor } from '../../containerd/containerd.js';
 import type { ImageReference } from '../reference.js';
@@ -52,13 +52,14 @@ export interface ResolveDeps {
 
 /**
  * Resolves `ref` to its manifests and config through krill: the tag through the build-index
- * (which asks upstream for pull-through repositories), every manifest and the config through
- * the agent (verified pieces). Errors: NotFound for an unknown tag or blob or no manifest for
+ * (which asks upstream for pull-through repositories, with the caller's `credentials` when
+ * given, so a private upstream image needs credentials upstream accepts), every manifest and the config through
+ * the agent (verified pieces). Errors: Unauthenticated when upstream rejects the credentials, NotFound for an unknown tag or blob or no manifest for
  * this platform, InvalidArgument for a malformed manifest or config, the agent's and
  * build-index's own errors otherwise.
  */
-export async function resolveImage(ref: ImageReference, repo: string, d: ResolveDeps, signal: AbortSignal): Promise<ImageBlobs> {
-  const digest: Digest = ref.digest ?? (await d.buildIndex.getTag(repo, ref.tag!, signal)).digest;
+export async function resolveImage(ref: ImageReference, repo: string, d: ResolveDeps, signal: AbortSignal, credentials?: UpstreamCredentials): Promise<ImageBlobs> {
+  const digest: Digest = ref.digest ?? (await d.buildIndex.getTag(repo, ref.tag!, signal, credentials ? { credentials } : undefined)).digest;
   if (!isDigest(digest)) throw new InvalidArgumentError(`build-index answered an invalid digest for ${repo}:${ref.tag}`, { code: 'ERR_MANIFEST_INVALID' });
   const top = await readBlob(d, repo, digest, MAX_MANIFEST_BYTES, 'manifest', signal);
   const topMediaType = manifestMediaType(top);
