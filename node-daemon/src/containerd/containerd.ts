@@ -64,6 +64,11 @@ export interface Containerd {
 export interface ContainerdCri {
   /** The snapshotter the CRI unpacks images into (1.6/1.7 report it; 2.x via ImageFsInfo). */
   snapshotter(): Promise<string>;
+  /**
+   * The sandbox (pause) image containerd's CRI is configured with, as written in its config
+   * (1.6 and 1.7 report it; undefined on 2.x, whose CRI pins it itself).
+   */
+  sandboxImage(): Promise<string | undefined>;
   /** The CRI's image id for `ref`, or undefined while containerd's CRI does not see it. */
   imageId(ref: string): Promise<string | undefined>;
   /** The image's size as the CRI reports it (0 when it does not know the image). */

@@ -24,19 +24,29 @@ export function createContainerdCri(o: { socket: string }): ContainerdCri {
   const imageStatus = (ref: string, signal?: AbortSignal) =>
     call<ImageStatusResponse>(images, 'ImageStatus', { image: { image: ref, annotations: {} }, verbose: false }, signal);
 
+  /** The CRI plugin's config as Status(verbose) reports it; `{}` when it reports none. */
+  const criConfig = async (): Promise<{ containerd?: { snapshotter?: string }; sandboxImage?: string }> => {
+    const st = await call<{ info?: Record<string, string> }>(runtime, 'Status', { verbose: true });
+    try {
+      return JSON.parse(st.info?.['config'] ?? '{}') as { containerd?: { snapshotter?: string }; sandboxImage?: string };
+    } catch {
+      return {};
+    }
+  };
+
   return {
     async snapshotter() {
       // 1.6 and 1.7 report it in their CRI config; 2.x does not, but its image filesystem is the
       // snapshotter's root, `.../io.containerd.snapshotter.v1.<name>`.
-      const st = await call<{ info?: Record<string, string> }>(runtime, 'Status', { verbose: true });
-      try {
-        const cfg = JSON.parse(st.info?.['config'] ?? '{}') as { containerd?: { snapshotter?: string } };
-        if (cfg.containerd?.snapshotter) return cfg.containerd.snapshotter;
-      } catch { /* not JSON: ask ImageFsInfo */ }
+      const cfg = await criConfig();
+      if (cfg.containerd?.snapshotter) return cfg.containerd.snapshotter;
       const fs = await call<{ imageFilesystems?: { fsId?: { mountpoint?: string } }[] }>(images, 'ImageFsInfo', {});
       const m = /^io\.containerd\.snapshotter\.v1\.(.+)$/.exec(basename(fs.imageFilesystems?.[0]?.fsId?.mountpoint ?? ''));
       if (!m) throw new UnavailableError('containerd\'s CRI reports no snapshotter (Status config or ImageFsInfo mountpoint); set cri.snapshotter', { code: 'ERR_CRI_SNAPSHOTTER' });
       return m[1]!;
+    },
+    async sandboxImage() {
+      return (await criConfig()).sandboxImage || undefined;
     },
     async imageId(ref) {
       return (await imageStatus(ref)).image?.id || undefined;

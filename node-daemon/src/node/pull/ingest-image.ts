@@ -8,6 +8,7 @@ import { SharedWork } from './shared-work.js';
 
 /** What containerd's CRI puts on the image records it creates; krill's records are the same. */
 const MANAGED = { 'io.cri-containerd.image': 'managed' };
+const PINNED = { 'io.cri-containerd.pinned': 'pinned' };
 /** Layers written at once: containerd's own `max_concurrent_downloads` default. */
 const LAYERS_AT_ONCE = 3;
 /** A lease krill did not get to delete (a crash) expires after a day, as the Go client's do. */
@@ -47,7 +48,11 @@ export class ImageIngest {
 
   constructor(private readonly d: IngestDeps) {}
 
-  async ingest(ref: ImageReference, img: ImageBlobs, signal: AbortSignal): Promise<string> {
+  /**
+   * `pinned`: the image is containerd's sandbox image, whose records carry the CRI's pinned label
+   * too (1.7 only pins what its own pull made, so kubelet's image GC could remove it otherwise).
+   */
+  async ingest(ref: ImageReference, img: ImageBlobs, signal: AbortSignal, o: { pinned?: boolean } = {}): Promise<string> {
     const { containerd } = this.d;
     const lease = await containerd.createLease(LEASE_EXPIRE_MS);
     try {
@@ -75,7 +80,8 @@ export class ImageIngest {
       // Records only once every blob is committed: a record whose blobs are missing sends the
       // CRI's event handler into a backoff of seconds to minutes.
       const names = [...(ref.tag ? [`${ref.name}:${ref.tag}`] : []), `${ref.name}@${img.target.digest}`, id];
-      for (const name of names) await containerd.putImage({ lease, name, target: img.target, labels: MANAGED });
+      const labels = o.pinned ? { ...MANAGED, ...PINNED } : MANAGED;
+      for (const name of names) await containerd.putImage({ lease, name, target: img.target, labels });
       await this.d.cri.waitVisible(ref.normalized, id, VISIBLE_TIMEOUT_MS, signal);
       return id;
     } finally {

@@ -57,9 +57,14 @@ export function createKrillPuller(d: PullerDeps): ImagePuller {
     if (r.originHttp) bytes.inc({ source: 'origin_http' }, r.originHttp);
   }
 
+  /** containerd's sandbox image, normalized; read once, as it changes only with a restart. */
+  let sandbox: Promise<string | undefined> | undefined;
+  const sandboxImage = () => (sandbox ??= d.cri.sandboxImage().then((s) => (s ? parseImageReference(s).normalized : undefined), () => { sandbox = undefined; return undefined; }));
+
   async function attempt(ref: ReturnType<typeof parseImageReference>, repo: string, creds: UpstreamCredentials | undefined, signal: AbortSignal): Promise<string> {
     const img = await resolveImage(ref, repo, { agent: d.agent, buildIndex: d.buildIndex, platform, onReceived: count }, signal, creds);
-    return ingest.ingest(ref, img, signal);
+    const sandbox = await sandboxImage();
+    return ingest.ingest(ref, img, signal, { pinned: sandbox === ref.normalized });
   }
 
   return {
