@@ -58,6 +58,8 @@ export class ImageIngest {
     try {
       const source = { [`containerd.io/distribution.source.${ref.domain.replace(/:\d+$/, '')}`]: ref.path };
       const config = this.writeSmall(lease, img.config.desc, img.config.bytes, source, signal);
+      // Awaited after the layers; a failure there must not leave this rejection unhandled.
+      config.catch(() => {});
       const written = this.writeLayers(lease, img, source, signal);
       const chains = chainIds(img.config.diffIds);
       for (let i = 0; i < img.layers.length; i++) {
