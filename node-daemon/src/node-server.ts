@@ -21,7 +21,12 @@ export async function startNode(config: NodeConfig, deps: {
   logger: Logger; tracker?: TrackerClient; origins?: OriginClient; buildIndex?: BuildIndexClient;
 }): Promise<RunningNode> {
   const logger = deps.logger;
-  const agent = await startAgent(config, deps);
+  let criListening = false;
+  // `/ready` waits for the CRI socket too: kubelet must not be pointed at it before it answers.
+  const ready = async () => {
+    if (!criListening) throw new Error(`the CRI socket ${config.cri.socket} is not listening yet`);
+  };
+  const agent = await startAgent(config, { ...deps, ready });
   const containerd = createContainerd({ socket: config.cri.containerd.socket, namespace: config.cri.containerd.namespace });
   const cri = createContainerdCri({ socket: config.cri.containerd.socket });
   try {
@@ -34,6 +39,7 @@ export async function startNode(config: NodeConfig, deps: {
       socket: config.cri.socket, containerdSocket: config.cri.containerd.socket, puller,
       logger: logger.child({ component: 'cri' }), metrics: agent.metrics,
     });
+    criListening = true;
     logger.info({ socket: server.socket, containerd: config.cri.containerd.socket, snapshotter }, 'node ready');
     return {
       ...agent, criSocket: server.socket,

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { sha256, type Digest } from '@krill/lib';
+import { sha256, type Digest, type Logger } from '@krill/lib';
 import type { Agent, BytesBySource } from '../../agent/agent.js';
 import type { BlobDescriptor, Containerd, ContainerdCri, Lease } from '../../containerd/containerd.js';
 import type { ImageReference } from '../reference.js';
@@ -22,6 +22,7 @@ export interface IngestDeps {
   cri: ContainerdCri;
   snapshotter: string;
   onReceived(r: BytesBySource): void;
+  logger: Logger;
 }
 
 /** chain IDs of the OCI image spec: c0 = diffID0, ci = sha256(c(i-1) + " " + diffIDi). */
@@ -67,8 +68,10 @@ export class ImageIngest {
         const layer = img.layers[i]!;
         const chainId = chains[i]!;
         const parent = i === 0 ? undefined : chains[i - 1];
+        const t0 = performance.now();
         await this.unpacks.run(`${this.d.snapshotter}/${chainId}`, signal, (s) =>
           containerd.applyLayer({ lease, snapshotter: this.d.snapshotter, layer, diffId: img.config.diffIds[i]!, chainId, ...(parent ? { parent } : {}), signal: s }));
+        this.d.logger.debug({ ref: ref.normalized, digest: layer.digest, chainId, ms: Math.round(performance.now() - t0) }, 'layer unpacked');
       }
       await Promise.all(written);
       await config;
@@ -103,6 +106,7 @@ export class ImageIngest {
   private async writeFromAgent(lease: Lease, repo: string, desc: BlobDescriptor, labels: Record<string, string>, signal: AbortSignal): Promise<void> {
     const { containerd, agent } = this.d;
     await containerd.holdBlob(lease, desc.digest);
+    const t0 = performance.now();
     await this.writes.run(desc.digest, signal, async (s) => {
       if (await containerd.hasBlob(desc.digest)) return;
       const h = await agent.open(repo, desc.digest, s);
@@ -115,6 +119,7 @@ export class ImageIngest {
         }
         await h.done;
         this.d.onReceived(h.received());
+        this.d.logger.debug({ digest: desc.digest, size: desc.size, ms: Math.round(performance.now() - t0) }, 'blob written to containerd');
       } finally {
         h.release();
       }

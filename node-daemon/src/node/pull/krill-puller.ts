@@ -40,7 +40,7 @@ function isFinal(err: unknown, callerAborted: boolean): boolean {
  * `pullTimeoutMs`. Concurrent pulls of one reference share one attempt.
  */
 export function createKrillPuller(d: PullerDeps): ImagePuller {
-  const ingest = new ImageIngest({ agent: d.agent, containerd: d.containerd, cri: d.cri, snapshotter: d.snapshotter, onReceived: (r) => count(r) });
+  const ingest = new ImageIngest({ agent: d.agent, containerd: d.containerd, cri: d.cri, snapshotter: d.snapshotter, onReceived: (r) => count(r), logger: d.logger });
   const pulls = new SharedWork<string>();
   const platform = d.platform ?? nodePlatform();
   /** Requests handed to containerd by mode `direct`, not by a failure. */
