@@ -4,8 +4,12 @@ import { unary } from '@krill/proto';
 import type { BlobDescriptor, Lease } from './containerd.js';
 import { fromGrpc, grpcCode } from './grpc-errors.js';
 
-/** Bytes per WRITE message: the Go client's 1 MiB, far under containerd's 16 MiB message limit. */
-const CHUNK = 1024 * 1024;
+/**
+ * Bytes per WRITE message, a quarter of containerd's 16 MiB message limit. containerd spends
+ * about a core per 220 MB/s on a Write stream, part of it per message: 4 MiB messages gave
+ * 5-15% more than the Go client's 1 MiB here.
+ */
+const CHUNK = 4 * 1024 * 1024;
 /**
  * WRITE messages sent before their answers are read. containerd answers every request in order;
  * a few in flight keep its writer busy while the next chunk crosses the socket.
@@ -44,14 +48,29 @@ export async function writeContent(client: Client, metadata: Metadata, w: {
     const stat = await answer();
     let offset = 0;
     if ((stat.offset ?? 0) !== w.desc.size || w.desc.size === 0) {
+      // Pieces are gathered into messages of CHUNK bytes (one copy on this side); a piece larger
+      // than CHUNK is split.
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      const flush = async () => {
+        const data = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
+        held = [];
+        heldBytes = 0;
+        send({ action: 'WRITE', ref, offset, data, total: w.desc.size, expected: w.desc.digest, labels: {} });
+        offset += data.length;
+        if (pending >= WINDOW) await answer();
+      };
       for await (const chunk of w.body) {
-        for (let i = 0; i < chunk.length; i += CHUNK) {
-          const data = chunk.subarray(i, i + CHUNK);
-          send({ action: 'WRITE', ref, offset, data, total: w.desc.size, expected: w.desc.digest, labels: {} });
-          offset += data.length;
-          if (pending >= WINDOW) await answer();
+        let rest = chunk;
+        while (rest.length > 0) {
+          const take = Math.min(rest.length, CHUNK - heldBytes);
+          held.push(rest.subarray(0, take));
+          heldBytes += take;
+          rest = rest.subarray(take);
+          if (heldBytes === CHUNK) await flush();
         }
       }
+      if (heldBytes > 0) await flush();
       while (pending > 0) await answer();
       if (offset !== w.desc.size) throw new InternalError(`blob ${w.desc.digest} ended after ${offset} of ${w.desc.size} bytes`, { code: 'ERR_BLOB_SHORT' });
     }
