@@ -73,6 +73,8 @@ export interface ContainerdOptions {
   version?: ContainerdVersion;
   /** Enables the CRI plugin; without it the CRI is disabled. */
   cri?: CriOptions;
+  /** Runs containerd inside this network namespace (a lab host's, `ip netns exec`); its socket stays reachable here. */
+  netns?: string;
 }
 
 export interface Containerd {
@@ -124,7 +126,10 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   writeFileSync(p.config, toToml(containerdConfig(version, p, o.cri ? { snapshotter, sandboxImage: sandboxImage! } : undefined)));
 
   const log = openSync(p.log, 'a');
-  const child = spawn(bins.bin, ['--config', p.config], {
+  const argv = [bins.bin, '--config', p.config];
+  // `ip netns exec` execs the command in place, so the pid is containerd's own.
+  const [command, ...args] = o.netns ? ['ip', 'netns', 'exec', o.netns, ...argv] : argv;
+  const child = spawn(command!, args, {
     stdio: ['ignore', log, log],
     // The daemon finds shims on PATH: this version's own shim must come before /usr/bin's 1.6 one.
     env: { ...process.env, PATH: `${bins.shimDir}:${process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
