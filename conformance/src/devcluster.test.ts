@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { smallImage } from './fixtures/oci-image.js';
 import { KRILL_BIN, freePort } from './harness/krill-process.js';
+import { createCriClient } from './harness/cri-client.js';
 import { copy, inspect } from './harness/skopeo.js';
 
 // A failed assertion must not leave the cluster running: its processes and state go in any case.
@@ -14,7 +15,7 @@ afterEach(() => {
 });
 
 describe('krill devcluster', () => {
-  it('starts origins, tracker, build-index, proxy and agents as processes, serves a push and pulls through the proxy and both agents, and stops them all on SIGINT', async () => {
+  it('starts origins, tracker, build-index, proxy, an agent, containerd and a node daemon, serves a push, pulls through the proxy, both registries and the CRI socket, and stops them all on SIGINT', async () => {
     const work = mkdtempSync(join(tmpdir(), 'krill-devcluster-'));
     // The layout uses base..base+22; a free base below the ephemeral range almost always has them free too.
     const base = await freePort();
@@ -48,10 +49,21 @@ describe('krill devcluster', () => {
       const got = [...metrics.matchAll(/^krill_agent_received_bytes\{source="(peers|origins)"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
       expect(got).toBeGreaterThan(0);
     }
+    // The last agent is a node daemon in front of the devcluster's own containerd: PullImage
+    // through its CRI socket puts the image into containerd.
+    const cri = createCriClient(join(work, 'cluster', 'node-1', 'cri.sock'));
+    try {
+      expect(await cri.pullImage(`127.0.0.1:${base}/demo/app:v1`)).toBe(img.images[0]!.config.digest);
+    } finally {
+      cri.close();
+    }
+    const images = execFileSync('ctr', ['--address', join(work, 'cluster', 'containerd', 'containerd.sock'), '-n', 'k8s.io', 'images', 'ls', '-q'], { encoding: 'utf8' });
+    expect(images).toContain(`127.0.0.1:${base}/demo/app:v1`);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(out).toContain('devcluster stopped');
     await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
     await expect(fetch(`http://127.0.0.1:${base + 2}/health`)).rejects.toThrow();
+    expect(existsSync(join(work, 'cluster', 'containerd', 'containerd.sock'))).toBe(false);
   });
 });

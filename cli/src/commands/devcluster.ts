@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { availableContainerds, startContainerd, type Containerd } from '@krill/conformance';
 import { UsageError, type Command } from '../command.js';
 
 const KRILL_BIN = fileURLToPath(new URL('../../bin/krill.js', import.meta.url));
@@ -17,7 +18,12 @@ interface Component {
 }
 
 /** The components of a devcluster on loopback, with fixed ports from `base` (Kraken's layout). */
-export function devclusterLayout(dir: string, base: number, origins: number, agents = 2): Component[] {
+/**
+ * With `node`, the last agent is a node daemon (`krill node`) in front of that containerd: its
+ * CRI socket is `<dir>/node-<i>/cri.sock`, and images pushed to the proxy are pulled through it
+ * by the proxy's address (`127.0.0.1:<base>/<repo>:<tag>`).
+ */
+export function devclusterLayout(dir: string, base: number, origins: number, agents = 2, node?: { containerdSocket: string }): Component[] {
   const host = '127.0.0.1';
   const originUrls = Array.from({ length: origins }, (_, i) => `http://${host}:${base + 2 + 10 * i}`);
   const buildIndexUrl = `http://${host}:${base + 4}`;
@@ -56,14 +62,17 @@ export function devclusterLayout(dir: string, base: number, origins: number, age
     config: { listen: { host, port: base }, origins: { urls: originUrls }, buildIndex: { urls: [buildIndexUrl] }, uploadDir: join(dir, 'proxy-uploads') },
   });
   for (let i = 0; i < agents; i++) {
+    const isNode = node !== undefined && i === agents - 1;
+    const name = isNode ? `node-${i}` : `agent-${i}`;
     list.push({
-      name: `agent-${i}`,
-      command: 'agent',
+      name,
+      command: isNode ? 'node' : 'agent',
       url: `http://${host}:${base + 5 + 10 * i}`,
       config: {
         listen: { host, port: base + 5 + 10 * i }, peer: { host, port: base + 6 + 10 * i },
         trackers: { urls: [trackerUrl] }, origins: { urls: originUrls, replicas: Math.min(3, origins) },
-        buildIndex: { urls: [buildIndexUrl] }, cache: { dir: join(dir, `agent-${i}`) },
+        buildIndex: { urls: [buildIndexUrl] }, cache: { dir: join(dir, name) },
+        ...(isNode ? { cri: { socket: join(dir, name, 'cri.sock'), containerd: { socket: node.containerdSocket }, registries: [{ host: `${host}:${base}`, mode: 'krill' }] } } : {}),
       },
     });
   }
@@ -74,11 +83,13 @@ export const devclusterCommand: Command = {
   name: 'devcluster',
   summary: 'run a local krill cluster on loopback (origins, tracker, build-index, proxy) until Ctrl-C',
   help: () => [
-    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N] [--agents N]',
+    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N] [--agents N] [--no-containerd]',
     '',
     'Starts a krill cluster on 127.0.0.1 with each component in its own process: N origins (a',
     'filesystem backend under DIR/backend, each also seeding over the peer wire), a tracker, the',
     'build-index, the push proxy and N node agents (each a local registry that pulls peer-to-peer).',
+    'With a containerd on this machine, it also starts one of its own (root, state and socket under',
+    'DIR/containerd) and the last agent is a node daemon (krill node) whose CRI socket pulls into it.',
     'Prints their addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
     '',
     'Options:',
@@ -86,17 +97,20 @@ export const devclusterCommand: Command = {
     '  --base-port N    proxy port; tracker N+3, build-index N+4, origins N+2, N+12, ... (default 15000)',
     '  --origins N      number of origins (default 3); origin i peers on N+1+10i',
     '  --agents N       number of node agents (default 2); agent i serves on N+5+10i, peers on N+6+10i',
+    '  --no-containerd  no containerd and no node daemon, agents only',
     '',
   ].join('\n'),
   async run(args, io) {
     const values = parseOptions(args);
     const dir = resolve(values.dir ?? '.krill/devcluster');
-    const components = devclusterLayout(dir, values.basePort, values.origins, values.agents);
     mkdirSync(join(dir, 'logs'), { recursive: true });
     mkdirSync(join(dir, 'build-index'), { recursive: true });
+    const containerd = values.agents > 0 && values.containerd ? await startOwnContainerd(dir, io.stderr) : undefined;
+    const components = devclusterLayout(dir, values.basePort, values.origins, values.agents, containerd ? { containerdSocket: containerd.socket } : undefined);
     const children = new Map<string, ChildProcess>();
     const stop = async () => {
       await Promise.all([...children.values()].map((c) => terminate(c)));
+      await containerd?.close();
     };
     const died = new Promise<string>((resolveDied) => {
       for (const c of components) {
@@ -119,7 +133,7 @@ export const devclusterCommand: Command = {
       io.stderr.write(`krill devcluster: ${first}\n`);
       return 1;
     }
-    io.stdout.write(summary(dir, components));
+    io.stdout.write(summary(dir, components, containerd));
     const end = await Promise.race([died.then((why) => ({ why })), io.stopSignal.then(() => undefined)]);
     await stop();
     if (end) {
@@ -131,10 +145,10 @@ export const devclusterCommand: Command = {
   },
 };
 
-function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number; agents: number } {
+function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number; agents: number; containerd: boolean } {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' }, agents: { type: 'string' } }, strict: true });
+    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' }, agents: { type: 'string' }, 'no-containerd': { type: 'boolean' } }, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -142,7 +156,7 @@ function parseOptions(args: string[]): { dir?: string; basePort: number; origins
   const origins = int(parsed.values.origins ?? '3', '--origins', 1, 9);
   // Ports are laid out ten per index (see --help), so at most 9 of each fit before they collide.
   const agents = int(parsed.values.agents ?? '2', '--agents', 0, 9);
-  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins, agents };
+  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins, agents, containerd: !parsed.values['no-containerd'] };
 }
 
 function int(text: string, flag: string, min: number, max: number): number {
@@ -177,10 +191,29 @@ function terminate(child: ChildProcess): Promise<void> {
 
 const hostOf = (components: Component[], name: string) => new URL(components.find((c) => c.name === name)!.url).host;
 
-function summary(dir: string, components: Component[]): string {
+/**
+ * containerd of the cluster's own (root, state and socket under `<dir>/containerd`, the CRI on,
+ * `restrict_oom_score_adj` so pods run in containers and VMs that forbid negative OOM scores),
+ * when this machine has one; none otherwise (the cluster then has agents only).
+ */
+async function startOwnContainerd(dir: string, stderr: NodeJS.WritableStream): Promise<Containerd | undefined> {
+  if (availableContainerds().length === 0) {
+    stderr.write('krill devcluster: no containerd on this machine; starting agents only (scripts/install-deps.sh installs one)\n');
+    return undefined;
+  }
+  return startContainerd({ dir: join(dir, 'containerd'), cri: {} });
+}
+
+function summary(dir: string, components: Component[], containerd: Containerd | undefined): string {
   const rows = components.map((c) => `  ${c.name.padEnd(12)} ${c.url}`);
-  return ['krill devcluster is up:', ...rows, `  state        ${dir}`, `  logs         ${join(dir, 'logs')}`,
+  const node = components.find((c) => c.command === 'node');
+  const cri = node ? (node.config['cri'] as { socket: string }).socket : undefined;
+  return ['krill devcluster is up:', ...rows,
+    ...(containerd && cri ? [`  containerd   ${containerd.socket} (${containerd.version})`, `  cri socket   ${cri} (${node!.name}, in front of that containerd)`] : []),
+    `  state        ${dir}`, `  logs         ${join(dir, 'logs')}`,
     '', `Push with: skopeo copy --dest-tls-verify=false <src> docker://${hostOf(components, 'proxy')}/<repo>:<tag>`,
     ...(components.some((c) => c.name === 'agent-0') ? [`Pull peer-to-peer with: skopeo copy --src-tls-verify=false docker://${hostOf(components, 'agent-0')}/<repo>:<tag> <dest>`] : []),
+    ...(cri ? [`Pull into containerd through krill's CRI socket: node conformance/dist/bin/cri.js --socket ${cri} pull ${hostOf(components, 'proxy')}/<repo>:<tag>`,
+      `  then: ctr --address ${containerd!.socket} -n k8s.io images ls`] : []),
     'Ctrl-C stops the cluster.', ''].join('\n');
 }
