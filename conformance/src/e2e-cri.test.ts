@@ -7,7 +7,7 @@ import { startTracker, trackerConfigSchema, type TrackerConfig } from '@krill/cl
 import { silentLogger, validateConfig, type Descriptor } from '@krill/lib';
 import { nodeConfigSchema, startNode, type NodeConfig, type RunningNode } from '@krill/node-daemon';
 import { MARKER_TEXT, cachedCriImage } from './fixtures/cri-images.js';
-import { bigImage, type BuiltImage, type BuiltManifest } from './fixtures/oci-image.js';
+import { bigImage, buildImage, type BuiltImage, type BuiltManifest } from './fixtures/oci-image.js';
 import { startCluster, type Cluster } from './harness/cluster.js';
 import { startDockerRegistry, type DockerRegistry } from './harness/docker-registry.js';
 import { availableContainerds, startContainerd, type Containerd } from './harness/containerd.js';
@@ -24,6 +24,8 @@ const USER = 'alice';
 const PASSWORD = 'correct horse';
 /** Nothing listens on port 1 of loopback: a connection there is refused at once. */
 const DEAD = 'http://127.0.0.1:1';
+/** The bottom layer two test images share (same bytes, so the same digest). */
+const SHARED_LAYER = Buffer.from(Array.from({ length: 2_000_000 }, (_, i) => (i * 7919) % 251));
 
 let work: string;
 let cluster: Cluster;
@@ -55,6 +57,11 @@ beforeAll(async () => {
   const push = (img: BuiltImage, ref: string) => copy(`oci:${img.dir}:${img.tag}`, `docker://${cluster.proxyHost}/${ref}`, { all: true });
   await push(images['small']!, 'team/small:v1');
   await push(images['user-1002']!, 'team/user-1002:v1');
+  // Two images with their bottom layer in common, for the concurrent pulls.
+  for (const name of ['shared-x', 'shared-y'] as const) {
+    images[name] = await buildImage({ dir: join(work, name), tag: 'v1', seed: name, layers: [{ files: [{ path: 'shared.bin', content: SHARED_LAYER }] }, { files: [{ path: `${name}.bin`, size: 3_000_000 }] }] });
+    await push(images[name]!, `team/${name}:v1`);
+  }
   await push(images['user-www-data']!, 'team/user-www-data:v1');
   await push(images['small']!, 'team/small:latest');
   await push(images['four']!, 'team/four:v1');
@@ -198,6 +205,21 @@ describe.each(availableContainerds())('CRI socket in front of containerd $versio
     expect([st2.uid, st2.username]).toEqual([null, 'www-data']);
   });
 
+  it('concurrent pulls of one image, and of an image sharing its bottom layer, share the work', async () => {
+    const metric = async (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'm').exec(await (await fetch(`${node.url}/metrics`)).text())?.[1] ?? 'NaN');
+    const before = await metric('krill_agent_downloads');
+    const [x, y] = [images['shared-x']!, images['shared-y']!];
+    const ids = await Promise.all([
+      krill.pullImage(`${REG}/team/shared-x:v1`), krill.pullImage(`${REG}/team/shared-x:v1`), krill.pullImage(`${REG}/team/shared-y:v1`),
+    ]);
+    expect(ids).toEqual([x.images[0]!.config.digest, x.images[0]!.config.digest, y.images[0]!.config.digest]);
+    // Each distinct blob fetched once: two manifests, two configs, the shared layer and one layer each.
+    const distinct = new Set([...x.blobs, ...y.blobs].map((b) => b.digest));
+    expect(distinct.size).toBe(7);
+    expect((await metric('krill_agent_downloads')) - before).toBe(7);
+    for (const id of ids.slice(1)) await krill.removeImage(id);
+  });
+
   it('a multi-layer image (5 layers, 203 MB)', async () => {
     const img = images['four']!;
     const ref = await krill.pullImage(`${REG}/team/four:v1`);
@@ -221,16 +243,35 @@ describe.each(availableContainerds())('CRI socket in front of containerd $versio
     expect((await ctr('leases', 'ls', '-q')).filter((l) => l.startsWith('krill-'))).toEqual([]);
   });
 
-  it('a PullImage cancelled half-way stops and leaves no record and no lease', async () => {
-    const before = await ctr('images', 'ls', '-q');
-    const ac = new AbortController();
-    const pulling = krill.pullImage(`${REG}/team/big:v1`, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 150);
-    await expect(pulling).rejects.toMatchObject({ code: 1 });
-    // The abort reaches krill's transfers; the lease goes when the ingest unwinds.
-    for (let i = 0; i < 100 && (await ctr('leases', 'ls', '-q')).some((l) => l.startsWith('krill-')); i++) await new Promise((r) => setTimeout(r, 100));
-    expect((await ctr('leases', 'ls', '-q')).filter((l) => l.startsWith('krill-'))).toEqual([]);
-    expect(await ctr('images', 'ls', '-q')).toEqual(before);
+  it('a PullImage cancelled half-way stops its transfers and leaves no record and no lease', async () => {
+    // A node of its own whose agent takes in 20 MB/s, so the 105 MB image is still arriving
+    // long after the cancel.
+    const slow = await startNode(nodeConfig(join(work, `containerd-${version}`), 'slow', { limits: { ingressMBps: 20 } }), { logger: process.env.DBG ? (await import('@krill/lib')).createLogger({ name: 'slow', level: 'info' }) : silentLogger() });
+    const cri = createCriClient(slow.criSocket);
+    try {
+      const before = await ctr('images', 'ls', '-q');
+      const ac = new AbortController();
+      const pulling = cri.pullImage(`${REG}/team/big:v1`, { signal: ac.signal });
+      setTimeout(() => ac.abort(), 500);
+      await expect(pulling).rejects.toMatchObject({ code: 1 });
+      const cancelledAt = Date.now();
+      const metric = async (name: string) => [...(await (await fetch(`${slow.url}/metrics`)).text()).matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+      // The lease goes when the ingest unwinds, and the agent abandons the downloads nobody reads.
+      for (let i = 0; i < 50 && ((await ctr('leases', 'ls', '-q')).some((l) => l.startsWith('krill-')) || (await metric('krill_agent_downloads_active')) > 0); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await metric('krill_agent_downloads_active')).toBe(0);
+      expect(Date.now() - cancelledAt).toBeLessThan(2500);
+      const received = await metric('krill_agent_received_bytes');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await metric('krill_agent_received_bytes')).toBe(received);
+      expect(received).toBeLessThan(images['big']!.blobs.reduce((n, d) => n + d.size, 0) / 2);
+      expect((await ctr('leases', 'ls', '-q')).filter((l) => l.startsWith('krill-'))).toEqual([]);
+      expect(await ctr('images', 'ls', '-q')).toEqual(before);
+    } finally {
+      cri.close();
+      await slow.close();
+    }
   });
 
   it('fail open: with trackers and origins down, containerd\'s own pull serves it from the upstream mirror and the fallback is counted', async () => {

@@ -27,6 +27,13 @@ export interface BlobHandle {
   received(): BytesBySource;
   /** Ends this use of the blob; the cache may evict it once nobody uses it and seeding ended. */
   release(): void;
+  /**
+   * Ends this use like release, and stops the download when no other use of it is left and it
+   * is not complete (a cancelled pull): its verified pieces stay in the cache, so a later open
+   * resumes it. Downloads started through other paths (a registry HEAD) are kept by their own
+   * uses; only abandoning the last use stops one.
+   */
+  abandon(): void;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { status, type Client, type ClientDuplexStream, type Metadata } from '@grpc/grpc-js';
 import { CanceledError, InternalError } from '@krill/lib';
 import { unary } from '@krill/proto';
@@ -33,7 +34,11 @@ export async function writeContent(client: Client, metadata: Metadata, w: {
   const ref = `krill-${w.desc.digest}`;
   const stream = (client as unknown as { Write(md: Metadata): Stream }).Write(metadata);
   const answers = stream[Symbol.asyncIterator]() as AsyncIterator<WriteResponse>;
-  const onAbort = () => stream.cancel();
+  // The body may be waiting for pieces still on their way: a cancel must not wait for them.
+  const onAbort = () => {
+    stream.cancel();
+    (w.body as Partial<Readable>).destroy?.();
+  };
   w.signal?.addEventListener('abort', onAbort, { once: true });
   let pending = 0;
   const send = (msg: object) => { stream.write(msg); pending++; };

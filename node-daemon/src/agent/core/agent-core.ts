@@ -121,17 +121,39 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise
       read: (range) => createReadStream(hit.path, { ...(range ? { start: range.start, end: range.end } : {}), highWaterMark: 1024 * 1024 }),
       received: () => ({ peers: 0, origins: 0, originHttp: 0 }),
       release: once(async () => cache.release(digest)),
+      abandon: once(async () => cache.release(digest)),
     };
   }
 
+  /** Uses (open handles) of each live download, so the last abandoned one can stop it. */
+  const uses = new Map<Download, number>();
+
   function fromDownload(dl: Download): BlobHandle {
     cache.acquire(dl.digest);
+    uses.set(dl, (uses.get(dl) ?? 0) + 1);
     const size = dl.metainfo.length;
+    let ended = false;
+    const end = (abandon: boolean) => {
+      if (ended) return;
+      ended = true;
+      cache.release(dl.digest);
+      const left = (uses.get(dl) ?? 1) - 1;
+      if (left > 0) {
+        uses.set(dl, left);
+        return;
+      }
+      uses.delete(dl);
+      if (abandon && !dl.complete && !dl.error) {
+        log.info({ digest: dl.digest }, 'download abandoned: its last reader gave up');
+        void dl.abandon();
+      }
+    };
     return {
       digest: dl.digest, size, done: dl.done,
       read: (range) => pieceReader(dl.pieceFile, range ?? { start: 0, end: size - 1 }, dl),
       received: () => dl.received(),
-      release: once(async () => cache.release(dl.digest)),
+      release: () => end(false),
+      abandon: () => end(true),
     };
   }
 
@@ -147,8 +169,22 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise
         p = download(namespace, digest).finally(() => pending.delete(digest));
         pending.set(digest, p);
       }
-      // The download is shared: one caller giving up stops its own wait, not the others'.
-      return fromDownload(await abortable(p, signal, digest));
+      // The download is shared: one caller giving up stops its own wait, not the others'. One
+      // that gave up before it got a handle must still not leave the download running for
+      // nobody: once every opener has had its turn, an unused download is abandoned.
+      try {
+        return fromDownload(await abortable(p, signal, digest));
+      } catch (err) {
+        if (signal?.aborted) {
+          void p.then((dl) => setImmediate(() => {
+            if (!uses.has(dl) && !dl.complete && !dl.error) {
+              log.info({ digest }, 'download abandoned: its opener gave up before it started');
+              void dl.abandon();
+            }
+          }), () => {});
+        }
+        throw err;
+      }
     },
     stats() {
       const r = { ...totals.received };

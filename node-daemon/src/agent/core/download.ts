@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
-  PieceFile, Swarm, UnavailableError, isCategory, type Digest, type Logger, type Metainfo, type Pacer, type PeerNode,
+  CanceledError, PieceFile, Swarm, UnavailableError, isCategory, type Digest, type Logger, type Metainfo, type Pacer, type PeerNode,
 } from '@krill/lib';
 import type { OriginClient, TrackerClient } from '@krill/cluster-services';
 import type { BlobCache } from '../blob-cache.js';
@@ -101,6 +101,12 @@ export class Download extends EventEmitter {
     void this.dialOrigins();
   }
 
+  /** Stops an unfinished download nobody reads any more; its verified pieces stay for a resume. */
+  async abandon(): Promise<void> {
+    if (!this.finished && !this.error) this.fail(new CanceledError(`download of ${this.digest} abandoned: no reader needs it any more`, { code: 'ERR_DOWNLOAD_ABANDONED' }), false);
+    await this.stop();
+  }
+
   /** Stops everything now (agent shutdown); a partial blob stays on disk to resume. */
   async close(): Promise<void> {
     if (!this.finished && !this.error) this.fail(new UnavailableError(`download of ${this.digest} stopped: the agent is shutting down`, { code: 'ERR_AGENT_CLOSED' }), false);
@@ -135,6 +141,9 @@ export class Download extends EventEmitter {
     } catch (err) {
       return this.fail(err as Error, false);
     }
+    // Abandoned or closed while the last piece was being committed: the blob is whole in the
+    // cache, but this download already ended.
+    if (this.error || this.stopped) return;
     this.finished = true;
     this.http?.stop();
     this.seedUntil = Date.now() + this.d.config.seedMs;

@@ -110,6 +110,7 @@ export class ImageIngest {
     await this.writes.run(desc.digest, signal, async (s) => {
       if (await containerd.hasBlob(desc.digest)) return;
       const h = await agent.open(repo, desc.digest, s);
+      let written = false;
       try {
         const body = h.read();
         try {
@@ -118,10 +119,13 @@ export class ImageIngest {
           body.destroy();
         }
         await h.done;
+        written = true;
         this.d.onReceived(h.received());
         this.d.logger.debug({ digest: desc.digest, size: desc.size, ms: Math.round(performance.now() - t0) }, 'blob written to containerd');
       } finally {
-        h.release();
+        // A pull that failed or was cancelled stops the download unless another reader needs it.
+        if (written) h.release();
+        else h.abandon();
       }
     });
     await containerd.setLabels(desc.digest, labels);
