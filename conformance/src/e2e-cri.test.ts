@@ -20,6 +20,8 @@ const REG = 'registry.krill.test';
 const UPSTREAM = 'upstream.krill.test';
 /** A private upstream (htpasswd) that krill pulls through, with the credentials kubelet hands it. */
 const PRIVATE = 'private.krill.test';
+/** A registry configured direct-only: krill hands every pull of it to containerd. */
+const DIRECT = 'direct.krill.test';
 const USER = 'alice';
 const PASSWORD = 'correct horse';
 /** Nothing listens on port 1 of loopback: a connection there is refused at once. */
@@ -100,7 +102,7 @@ describe.each(availableContainerds())('CRI socket in front of containerd $versio
 
   beforeAll(async () => {
     const dir = join(work, `containerd-${version}`);
-    containerd = await startContainerd({ dir, version, cri: { mirrors: { [UPSTREAM]: upstream.url } } });
+    containerd = await startContainerd({ dir, version, cri: { mirrors: { [UPSTREAM]: upstream.url, [DIRECT]: upstream.url } } });
     node = await startNode(nodeConfig(dir, 'krill', {}), { logger: silentLogger() });
     krill = createCriClient(node.criSocket);
     direct = createCriClient(containerd.socket);
@@ -119,7 +121,7 @@ describe.each(availableContainerds())('CRI socket in front of containerd $versio
       buildIndex: { urls: [cluster.buildIndexUrl] }, cache: { dir: join(dir, `${name}-cache`) },
       cri: {
         socket: join(dir, name, 'cri.sock'), containerd: { socket: containerd.socket },
-        registries: [{ host: REG, mode: 'krill' }, { host: UPSTREAM, mode: 'auto' }, { host: PRIVATE, mode: 'auto', repositoryPrefix: `${PRIVATE}/` }],
+        registries: [{ host: REG, mode: 'krill' }, { host: UPSTREAM, mode: 'auto' }, { host: PRIVATE, mode: 'auto', repositoryPrefix: `${PRIVATE}/` }, { host: DIRECT, mode: 'direct' }],
       },
       ...over,
     });
@@ -290,6 +292,20 @@ describe.each(availableContainerds())('CRI socket in front of containerd $versio
       cri.close();
       await down.close();
     }
+  });
+
+  it('a direct-only registry: the pull goes to containerd\'s own PullImage, krill fetches nothing and counts it as direct', async () => {
+    const text = async () => (await fetch(`${node.url}/metrics`)).text();
+    const value = (t: string, re: RegExp) => Number(re.exec(t)?.[1] ?? '0');
+    const t0 = await text();
+    const ref = await krill.pullImage(`${DIRECT}/team/fallback:v1`);
+    expect(ref).toBe(images['small']!.images[0]!.config.digest);
+    expect((await direct.imageStatus(`${DIRECT}/team/fallback:v1`)).image?.id).toBe(ref);
+    const t1 = await text();
+    expect(value(t1, /^krill_node_pulls_total\{via="direct"[^}]*\} (\d+)/m) - value(t0, /^krill_node_pulls_total\{via="direct"[^}]*\} (\d+)/m)).toBe(1);
+    expect(value(t1, /^krill_node_pull_fallbacks_total\{[^}]*\} (\d+)/m)).toBe(value(t0, /^krill_node_pull_fallbacks_total\{[^}]*\} (\d+)/m));
+    expect(value(t1, /^krill_agent_downloads\{[^}]*\} (\d+)/m)).toBe(value(t0, /^krill_agent_downloads\{[^}]*\} (\d+)/m));
+    await krill.removeImage(ref);
   });
 
   it('a private upstream: the caller\'s right password pulls through krill, a wrong one is UNAUTHENTICATED with nothing left behind', async () => {
