@@ -9,7 +9,7 @@ import { createCriClient } from '../harness/cri-client.js';
 import { startDockerRegistry } from '../harness/docker-registry.js';
 import { freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
 import { copy } from '../harness/skopeo.js';
-import { withCpu } from './cpu.js';
+import { cpuSeconds, withCpu } from './cpu.js';
 
 /**
  * `npm run bench:cri-pull [-- --size-mb 500 --runs 3 --containerd 1.6]`: one node, an image of 4
@@ -82,7 +82,9 @@ async function main(): Promise<void> {
             const port = await freePort();
             socket = join(dir, 'krill-cri.sock');
             ref = `${KRILL_HOST}/bench/app:v1`;
-            node = await startKrillProcess({ command: 'node', name: 'node', dir, config: {
+            // BENCH_NODE_PROF=<dir>: a V8 CPU profile of the node daemon per run, for finding its costs.
+            const prof = process.env['BENCH_NODE_PROF'];
+            node = await startKrillProcess({ command: 'node', name: 'node', dir, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}), config: {
               listen: { port }, peer: { port: await freePort() }, trackers: { urls: [krill.trackerUrl] }, origins: { urls: [krill.originUrl], replicas: 1 },
               buildIndex: { urls: [krill.buildIndexUrl] }, cache: { dir: join(dir, 'cache') }, logLevel: process.env.BENCH_NODE_LOG ?? 'warn',
               cri: { socket, containerd: { socket: containerd.socket }, registries: [{ host: KRILL_HOST, mode: 'krill' }] },
@@ -93,6 +95,11 @@ async function main(): Promise<void> {
           }
           const cri = createCriClient(socket);
           try {
+            // CPU seconds by process, so a run shows whose work the pull waited for.
+            const parts: [string, number[]][] = side === 'krill'
+              ? [['containerd', [containerd.pid]], ['krill node', [node!.child.pid!]], ['origin+services', krill.procs.map((p) => p.child.pid!)]]
+              : [['containerd', [containerd.pid]], ['docker-registry', [registry.pid]]];
+            const cpu0 = parts.map(([, ps]) => ps.reduce((n, p) => n + cpuSeconds(p), 0));
             const r = await withCpu(pids, async () => {
               const t0 = performance.now();
               const id = await cri.pullImage(ref);
@@ -101,7 +108,8 @@ async function main(): Promise<void> {
             });
             times[side].push(r.value);
             cores[side].push(r.serverCores);
-            process.stdout.write(`  run ${run + 1} ${side.padEnd(10)} ${(r.value / 1000).toFixed(2)} s, ${(total / 1e6 / (r.value / 1000)).toFixed(0)} MB/s, cores busy ${r.serverCores.toFixed(2)}\n`);
+            const split = parts.map(([name, ps], i) => `${name} ${(ps.reduce((n, p) => n + cpuSeconds(p), 0) - cpu0[i]!).toFixed(2)}`).join(', ');
+            process.stdout.write(`  run ${run + 1} ${side.padEnd(10)} ${(r.value / 1000).toFixed(2)} s, ${(total / 1e6 / (r.value / 1000)).toFixed(0)} MB/s, cores busy ${r.serverCores.toFixed(2)} (CPU s: ${split})\n`);
           } finally {
             cri.close();
           }

@@ -38,12 +38,12 @@ export async function freePort(): Promise<number> {
  * Runs `krill <command> --config <dir>/<name>.yaml` as its own process and waits until its
  * `/ready` answers. The config must set `listen.port` (use freePort). Logs go to <dir>/<name>.log.
  */
-export async function startKrillProcess(o: { command: string; name: string; dir: string; config: Record<string, unknown>; readyTimeoutMs?: number }): Promise<KrillProcess> {
+export async function startKrillProcess(o: { command: string; name: string; dir: string; config: Record<string, unknown>; readyTimeoutMs?: number; nodeArgs?: string[] }): Promise<KrillProcess> {
   const configFile = join(o.dir, `${o.name}.yaml`);
   writeFileSync(configFile, JSON.stringify(o.config, null, 2));
   const logFile = join(o.dir, `${o.name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [KRILL_BIN, o.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), KRILL_BIN, o.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? String(code))));
