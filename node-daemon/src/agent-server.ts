@@ -24,11 +24,13 @@ export async function startAgent(config: AgentConfig, deps: {
   logger: Logger; tracker?: TrackerClient; origins?: OriginClient; buildIndex?: BuildIndexClient;
   /** Extra readiness for `/ready` (the node daemon's CRI socket). */
   ready?: () => Promise<void>;
+  /** The service name in logs and metric labels (default `agent`; the node daemon says `node`). */
+  name?: string;
 }): Promise<RunningAgent> {
   const logger = deps.logger;
   const agent = await createAgent(config, { logger, ...(deps.tracker ? { tracker: deps.tracker } : {}), ...(deps.origins ? { origins: deps.origins } : {}) });
   const buildIndex = deps.buildIndex ?? createBuildIndexClient({ urls: config.buildIndex.urls, logger });
-  const service = createHttpService({ name: 'agent', logger, shutdownTimeoutMs: config.shutdownTimeoutMs, ...(deps.ready ? { ready: deps.ready } : {}) });
+  const service = createHttpService({ name: deps.name ?? 'agent', logger, shutdownTimeoutMs: config.shutdownTimeoutMs, ...(deps.ready ? { ready: deps.ready } : {}) });
   const m = service.metrics;
   new Gauge({
     name: 'krill_agent_received_bytes', help: 'Bytes of verified pieces received, by source (peers, origins over the wire, origins over HTTP).', labelNames: ['source'], registers: [m],

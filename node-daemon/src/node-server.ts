@@ -26,7 +26,7 @@ export async function startNode(config: NodeConfig, deps: {
   const ready = async () => {
     if (!criListening) throw new Error(`the CRI socket ${config.cri.socket} is not listening yet`);
   };
-  const agent = await startAgent(config, { ...deps, ready });
+  const agent = await startAgent(config, { ...deps, ready, name: 'node' });
   const containerd = createContainerd({ socket: config.cri.containerd.socket, namespace: config.cri.containerd.namespace });
   const cri = createContainerdCri({ socket: config.cri.containerd.socket });
   try {
