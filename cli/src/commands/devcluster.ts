@@ -5,6 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { availableContainerds, startContainerd, type Containerd } from '@krill/conformance';
 import { UsageError, type Command } from '../command.js';
+import { agentConfig, buildIndexConfig, nodeConfig, originConfig, proxyConfig, trackerConfig } from '../install/component-configs.js';
+import { defaultInstallConfig, type InstallConfig } from '../install/install-config.js';
+import type { ClusterUrls } from '../install/names.js';
+import { readInstallConfig } from '../install/read-install-config.js';
 
 const KRILL_BIN = fileURLToPath(new URL('../../bin/krill.js', import.meta.url));
 /** How long a component may take to answer /ready; an origin opens its store and database first. */
@@ -17,63 +21,53 @@ interface Component {
   config: Record<string, unknown>;
 }
 
-/** The components of a devcluster on loopback, with fixed ports from `base` (Kraken's layout). */
 /**
+ * The components of a devcluster on loopback, with fixed ports from `base` (Kraken's layout: proxy
+ * `base`, origin i `base+2+10i` with its peer port one below, tracker `base+3`, build-index
+ * `base+4`, agent i `base+5+10i` with its peer port one above). Their configs come from the same
+ * builders and the same install config as `krill manifests` renders; the devcluster decides only
+ * the addresses (127.0.0.1), the ports, the directories under `dir` (one filesystem backend
+ * shared by the origins) and the membership lists.
+ *
  * With `node`, the last agent is a node daemon (`krill node`) in front of that containerd: its
  * CRI socket is `<dir>/node-<i>/cri.sock`, and images pushed to the proxy are pulled through it
  * by the proxy's address (`127.0.0.1:<base>/<repo>:<tag>`).
  */
-export function devclusterLayout(dir: string, base: number, origins: number, agents = 2, node?: { containerdSocket: string }): Component[] {
+export function devclusterLayout(
+  dir: string, base: number, origins: number, agents = 2, node?: { containerdSocket: string }, install: InstallConfig = defaultInstallConfig(),
+): Component[] {
   const host = '127.0.0.1';
-  const originUrls = Array.from({ length: origins }, (_, i) => `http://${host}:${base + 2 + 10 * i}`);
-  const buildIndexUrl = `http://${host}:${base + 4}`;
-  const proxyUrl = `http://${host}:${base}`;
-  const trackerUrl = `http://${host}:${base + 3}`;
-  const list: Component[] = originUrls.map((url, i) => ({
+  const at = (port: number) => ({ host, port });
+  const url = (port: number) => `http://${host}:${port}`;
+  const originPorts = Array.from({ length: origins }, (_, i) => base + 2 + 10 * i);
+  const urls: ClusterUrls = { origins: originPorts.map(url), trackers: [url(base + 3)], buildIndex: [url(base + 4)] };
+  const list: Component[] = originPorts.map((port, i) => ({
     name: `origin-${i}`,
     command: 'origin',
-    url,
-    config: {
-      listen: { host, port: Number(new URL(url).port) },
-      cluster: { origins: originUrls, replicas: Math.min(3, origins) },
-      store: { dir: join(dir, `origin-${i}`) },
-      backends: [{ namespace: '.*', fs: { root: join(dir, 'backend') } }],
-      // Each origin seeds over the peer wire one port below its HTTP port, and tells the tracker.
-      peer: { host, port: base + 1 + 10 * i },
-      trackers: { urls: [trackerUrl] },
-    },
+    url: url(port),
+    // Each origin seeds over the peer wire one port below its HTTP port, and tells the tracker.
+    config: originConfig(install, urls, { listen: at(port), peer: at(port - 1), storeDir: join(dir, `origin-${i}`), backendDir: join(dir, 'backend') }),
   }));
+  list.push({ name: 'tracker', command: 'tracker', url: url(base + 3), config: trackerConfig(install, urls, { listen: at(base + 3) }) });
   list.push({
-    name: 'tracker',
-    command: 'tracker',
-    url: trackerUrl,
-    config: { listen: { host, port: base + 3 }, origins: { urls: originUrls } },
+    name: 'build-index', command: 'build-index', url: url(base + 4),
+    config: buildIndexConfig(install, urls, { listen: at(base + 4), db: join(dir, 'build-index', 'tags.db') }),
   });
-  list.push({
-    name: 'build-index',
-    command: 'build-index',
-    url: buildIndexUrl,
-    config: { listen: { host, port: base + 4 }, db: join(dir, 'build-index', 'tags.db'), origins: { urls: originUrls } },
-  });
-  list.push({
-    name: 'proxy',
-    command: 'proxy',
-    url: proxyUrl,
-    config: { listen: { host, port: base }, origins: { urls: originUrls }, buildIndex: { urls: [buildIndexUrl] }, uploadDir: join(dir, 'proxy-uploads') },
-  });
+  list.push({ name: 'proxy', command: 'proxy', url: url(base), config: proxyConfig(install, urls, { listen: at(base), uploadDir: join(dir, 'proxy-uploads') }) });
   for (let i = 0; i < agents; i++) {
     const isNode = node !== undefined && i === agents - 1;
     const name = isNode ? `node-${i}` : `agent-${i}`;
+    const placement = { listen: at(base + 5 + 10 * i), peer: at(base + 6 + 10 * i), cacheDir: join(dir, name) };
     list.push({
       name,
       command: isNode ? 'node' : 'agent',
-      url: `http://${host}:${base + 5 + 10 * i}`,
-      config: {
-        listen: { host, port: base + 5 + 10 * i }, peer: { host, port: base + 6 + 10 * i },
-        trackers: { urls: [trackerUrl] }, origins: { urls: originUrls, replicas: Math.min(3, origins) },
-        buildIndex: { urls: [buildIndexUrl] }, cache: { dir: join(dir, name) },
-        ...(isNode ? { cri: { socket: join(dir, name, 'cri.sock'), containerd: { socket: node.containerdSocket }, registries: [{ host: `${host}:${base}`, mode: 'krill' }] } } : {}),
-      },
+      url: url(base + 5 + 10 * i),
+      config: isNode
+        ? nodeConfig(install, urls, {
+            ...placement, criSocket: join(dir, name, 'cri.sock'), containerdSocket: node.containerdSocket,
+            registries: [{ host: `${host}:${base}`, mode: 'krill' }],
+          })
+        : agentConfig(install, urls, placement),
     });
   }
   return list;
@@ -83,7 +77,7 @@ export const devclusterCommand: Command = {
   name: 'devcluster',
   summary: 'run a local krill cluster on loopback (origins, tracker, build-index, proxy) until Ctrl-C',
   help: () => [
-    'Usage: krill devcluster [--dir DIR] [--base-port N] [--origins N] [--agents N] [--no-containerd]',
+    'Usage: krill devcluster [--config install.yaml] [--dir DIR] [--base-port N] [--origins N] [--agents N] [--no-containerd]',
     '',
     'Starts a krill cluster on 127.0.0.1 with each component in its own process: N origins (a',
     'filesystem backend under DIR/backend, each also seeding over the peer wire), a tracker, the',
@@ -91,22 +85,29 @@ export const devclusterCommand: Command = {
     'With a containerd on this machine, it also starts one of its own (root, state and socket under',
     'DIR/containerd) and the last agent is a node daemon (krill node) whose CRI socket pulls into it.',
     'Prints their addresses, writes logs to DIR/logs, and stops them all on Ctrl-C (SIGINT) or SIGTERM.',
+    'Every component\'s config is built from the install configuration, as `krill manifests` builds',
+    'it (log level, ring replicas, capacities, storage backend, the CRI\'s registry rules); only the',
+    'addresses, ports and directories are the devcluster\'s.',
     '',
     'Options:',
+    '  --config FILE    install configuration (see README.md, "Install on Kubernetes"); default: the defaults',
     '  --dir DIR        state directory (default .krill/devcluster)',
     '  --base-port N    proxy port; tracker N+3, build-index N+4, origins N+2, N+12, ... (default 15000)',
-    '  --origins N      number of origins (default 3); origin i peers on N+1+10i',
+    '  --origins N      number of origins (default: origin.replicas of the install configuration, 3); origin i peers on N+1+10i',
     '  --agents N       number of node agents (default 2); agent i serves on N+5+10i, peers on N+6+10i',
     '  --no-containerd  no containerd and no node daemon, agents only',
     '',
   ].join('\n'),
   async run(args, io) {
     const values = parseOptions(args);
+    // The install config is read before anything starts, so a bad one fails as in `krill manifests`.
+    const install = readInstallConfig(values.config, io.env);
+    const origins = values.origins ?? int(String(install.origin.replicas), 'origin.replicas of the install configuration (or --origins)', 1, MAX_PER_KIND);
     const dir = resolve(values.dir ?? '.krill/devcluster');
     mkdirSync(join(dir, 'logs'), { recursive: true });
     mkdirSync(join(dir, 'build-index'), { recursive: true });
     const containerd = values.agents > 0 && values.containerd ? await startOwnContainerd(dir, io.stderr) : undefined;
-    const components = devclusterLayout(dir, values.basePort, values.origins, values.agents, containerd ? { containerdSocket: containerd.socket } : undefined);
+    const components = devclusterLayout(dir, values.basePort, origins, values.agents, containerd ? { containerdSocket: containerd.socket } : undefined, install);
     const children = new Map<string, ChildProcess>();
     const stop = async () => {
       await Promise.all([...children.values()].map((c) => terminate(c)));
@@ -145,18 +146,25 @@ export const devclusterCommand: Command = {
   },
 };
 
-function parseOptions(args: string[]): { dir?: string; basePort: number; origins: number; agents: number; containerd: boolean } {
+/** Ports are laid out ten per index (see --help), so at most 9 of each kind fit before they collide. */
+const MAX_PER_KIND = 9;
+
+function parseOptions(args: string[]): { config?: string; dir?: string; basePort: number; origins?: number; agents: number; containerd: boolean } {
   let parsed;
   try {
-    parsed = parseArgs({ args, options: { dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' }, agents: { type: 'string' }, 'no-containerd': { type: 'boolean' } }, strict: true });
+    parsed = parseArgs({ args, options: { config: { type: 'string' }, dir: { type: 'string' }, 'base-port': { type: 'string' }, origins: { type: 'string' }, agents: { type: 'string' }, 'no-containerd': { type: 'boolean' } }, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const basePort = int(parsed.values['base-port'] ?? '15000', '--base-port', 1, 65_000);
-  const origins = int(parsed.values.origins ?? '3', '--origins', 1, 9);
-  // Ports are laid out ten per index (see --help), so at most 9 of each fit before they collide.
-  const agents = int(parsed.values.agents ?? '2', '--agents', 0, 9);
-  return { ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }), basePort, origins, agents, containerd: !parsed.values['no-containerd'] };
+  const origins = parsed.values.origins === undefined ? undefined : int(parsed.values.origins, '--origins', 1, MAX_PER_KIND);
+  const agents = int(parsed.values.agents ?? '2', '--agents', 0, MAX_PER_KIND);
+  return {
+    ...(parsed.values.config === undefined ? {} : { config: parsed.values.config }),
+    ...(parsed.values.dir === undefined ? {} : { dir: parsed.values.dir }),
+    ...(origins === undefined ? {} : { origins }),
+    basePort, agents, containerd: !parsed.values['no-containerd'],
+  };
 }
 
 function int(text: string, flag: string, min: number, max: number): number {
