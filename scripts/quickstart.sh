@@ -42,7 +42,7 @@ done
 cri_socket="$work/cluster/node-1/cri.sock"
 containerd_socket="$work/cluster/containerd/containerd.sock"
 echo "== pulling it into containerd through node 1's CRI socket (PullImage, as kubelet does), peer-to-peer from node 0 and the origins: $proxy/quickstart/demo:v1"
-node conformance/dist/bin/cri.js --socket "$cri_socket" pull "$proxy/quickstart/demo:v1"
+node cli/bin/krill.js cri --socket "$cri_socket" pull "$proxy/quickstart/demo:v1"
 echo "== ctr --address $containerd_socket -n k8s.io images ls"
 ctr --address "$containerd_socket" -n k8s.io images ls
 echo "   bytes the node daemon's pull got, by source:"

@@ -221,7 +221,7 @@ function summary(dir: string, components: Component[], containerd: Containerd | 
     `  state        ${dir}`, `  logs         ${join(dir, 'logs')}`,
     '', `Push with: skopeo copy --dest-tls-verify=false <src> docker://${hostOf(components, 'proxy')}/<repo>:<tag>`,
     ...(components.some((c) => c.name === 'agent-0') ? [`Pull peer-to-peer with: skopeo copy --src-tls-verify=false docker://${hostOf(components, 'agent-0')}/<repo>:<tag> <dest>`] : []),
-    ...(cri ? [`Pull into containerd through krill's CRI socket: node conformance/dist/bin/cri.js --socket ${cri} pull ${hostOf(components, 'proxy')}/<repo>:<tag>`,
+    ...(cri ? [`Pull into containerd through krill's CRI socket: node cli/bin/krill.js cri --socket ${cri} pull ${hostOf(components, 'proxy')}/<repo>:<tag>`,
       `  then: ctr --address ${containerd!.socket} -n k8s.io images ls`] : []),
     'Ctrl-C stops the cluster.', ''].join('\n');
 }
