@@ -128,6 +128,12 @@ export interface NodeInstall extends Placement {
   registries: Array<{ host: string; mode: PullMode; repositoryPrefix?: string }>;
   /** The DaemonSet's priority: kubelet pulls images through it, so by default it is node-critical. */
   priorityClassName: string;
+  /**
+   * The node install script's watchdog beside the daemon (install/node/README.md): it points
+   * kubelet's image service at krill's socket once the socket answers, and back when it stays
+   * down. `containerdMirror` also adds the local registry as containerd's hosts.toml mirror.
+   */
+  kubelet: { switch: boolean; intervalSeconds: number; failures: number; containerdMirror: boolean };
 }
 
 /*
@@ -214,6 +220,16 @@ export const installConfigSchema: Schema = {
           },
         },
         priorityClassName: { type: 'string', pattern: DNS_NAME, default: 'system-node-critical' },
+        kubelet: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            switch: { type: 'boolean', default: true },
+            // The script's defaults: a check every 10 s, a revert after three misses (30 s).
+            intervalSeconds: { type: 'integer', minimum: 1, default: 10 },
+            failures: { type: 'integer', minimum: 1, default: 3 },
+            containerdMirror: { type: 'boolean', default: false },
+          },
+        },
       },
     },
     tls: {

@@ -4,7 +4,7 @@ import { nodeConfigSchema, type NodeConfig } from '@krill/node-daemon';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { defaultInstallConfig } from './install-config.js';
+import { defaultInstallConfig, validateInstallConfig } from './install-config.js';
 import type { KubeObject } from './pod-parts.js';
 import { renderObjects } from './render.js';
 
@@ -36,15 +36,30 @@ function rendered() {
 
 describe('the node DaemonSet and `krill node`', () => {
   it('mounts containerd\'s socket, krill\'s socket directory and the cache at krill node\'s default paths, and nothing else from the host', () => {
-    const { spec, config, hostPathOf } = rendered();
+    const { spec, container, config, hostPathOf } = rendered();
     expect(config.cri.containerd.socket).toBe(nodeDefaults.cri.containerd.socket);
     expect(hostPathOf(nodeDefaults.cri.containerd.socket)).toBe(nodeDefaults.cri.containerd.socket);
     expect(config.cri.socket).toBe(nodeDefaults.cri.socket);
     expect(hostPathOf(dirname(nodeDefaults.cri.socket))).toBe(dirname(nodeDefaults.cri.socket));
     expect(config.cache.dir).toBe(nodeDefaults.cache.dir);
     expect(hostPathOf(nodeDefaults.cache.dir)).toBe(nodeDefaults.cache.dir);
-    expect(spec.volumes!.filter((v) => v.hostPath).map((v) => v.hostPath!.path).sort())
-      .toEqual([nodeDefaults.cri.containerd.socket, dirname(nodeDefaults.cri.socket), nodeDefaults.cache.dir].sort());
+    // The daemon's container mounts exactly these host paths.
+    const hostPaths = (c: { volumeMounts?: { name: string }[] }) => (c.volumeMounts ?? [])
+      .map((m) => spec.volumes!.find((v) => v.name === m.name)?.hostPath?.path).filter((p): p is string => p !== undefined).sort();
+    expect(hostPaths(container)).toEqual([nodeDefaults.cri.containerd.socket, dirname(nodeDefaults.cri.socket), nodeDefaults.cache.dir].sort());
+    expect(container.securityContext).toMatchObject({ privileged: false, capabilities: { drop: ['ALL'] } });
+  });
+
+  it('runs the node install watchdog beside it, the only privileged container, switching kubelet to krill\'s socket', () => {
+    const { spec } = rendered();
+    const watchdog = spec.containers.find((c) => c.name === 'node-install')!;
+    expect(watchdog.securityContext?.privileged).toBe(true);
+    expect(spec.hostPID).toBe(true);
+    expect(watchdog.command).toEqual(expect.arrayContaining(['/opt/krill/install/node/krill-node-install.sh', '--watchdog', '--root', '/host', '--socket', nodeDefaults.cri.socket]));
+    expect(spec.containers.filter((c) => c.securityContext?.privileged)).toHaveLength(1);
+    const off = renderObjects(validateInstallConfig({ node: { kubelet: { switch: false } } })).map((r) => r.object).find((o): o is IDaemonSet => o.kind === 'DaemonSet')!;
+    expect(off.spec!.template.spec!.containers.map((c) => c.name)).toEqual(['node']);
+    expect(off.spec!.template.spec!.volumes!.some((v) => v.hostPath?.path === '/')).toBe(false);
   });
 
   it('declares krill node\'s default ports on the host network, and its config listens on them', () => {

@@ -1,6 +1,6 @@
 import { envName } from '@krill/lib';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1';
-import type { ISecurityContext } from 'kubernetes-models/v1';
+import type { IContainer, ISecurityContext } from 'kubernetes-models/v1';
 import { criSocketIn } from './component-configs.js';
 import type { InstallConfig } from './install-config.js';
 import { selectorLabels } from './names.js';
@@ -25,6 +25,10 @@ export const NODE_PRIVILEGE_NOTE = [
   '  node\'s loopback, where containerd (hosts.toml mirror) and the probes reach it. ClusterFirstWithHostNet keeps',
   '  cluster DNS for the Services\' names.',
   '- No Prometheus scrape annotations: /metrics is on the loopback registry port; scrape it from the node itself.',
+  '- The node-install container (node.kubelet.switch) is the one privileged part: it runs install/node/krill-node-install.sh',
+  '  --watchdog, which edits kubelet\'s config on the host (hostPath / at /host) and restarts kubelet through nsenter into',
+  '  PID 1 (hostPID), only after krill\'s socket answers ImageFsInfo, and puts it back when the socket stays down or the',
+  '  pod is stopped.',
 ].join('\n');
 
 /**
@@ -52,6 +56,22 @@ export function nodeObjects(install: InstallConfig, digest: string): Rendered[] 
       { name: 'cache', mountPath: n.cacheDir },
     ],
   });
+  const k = n.kubelet;
+  const sidecars: IContainer[] = k.switch ? [{
+    name: 'node-install',
+    image: `${install.image.repository}:${install.image.tag}`,
+    imagePullPolicy: install.image.pullPolicy,
+    command: [
+      'bash', '/opt/krill/install/node/krill-node-install.sh', '--watchdog', '--root', '/host',
+      '--host-exec', 'nsenter --target 1 --mount --uts --ipc --net --pid --',
+      '--socket', nodeCriSocket(install), '--interval', String(k.intervalSeconds), '--failures', String(k.failures),
+      ...(k.containerdMirror ? ['--containerd-mirror', '--mirror-url', `http://127.0.0.1:${install.ports.agent}`] : []),
+    ],
+    env: [{ name: 'KRILL_CLI', value: 'krill' }],
+    securityContext: { privileged: true },
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+    volumeMounts: [{ name: 'host-root', mountPath: '/host', mountPropagation: 'HostToContainer' }],
+  }] : [];
   const daemonSet: IDaemonSet = {
     apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(install, 'node'),
     spec: {
@@ -63,8 +83,10 @@ export function nodeObjects(install: InstallConfig, digest: string): Rendered[] 
         spec: podSpec(install, 'node', {
           placement: n, container,
           securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
-          extra: { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', priorityClassName: n.priorityClassName },
+          extra: { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', priorityClassName: n.priorityClassName, ...(k.switch ? { hostPID: true } : {}) },
+          sidecars,
           volumes: [
+            ...(k.switch ? [{ name: 'host-root', hostPath: { path: '/', type: 'Directory' as const } }] : []),
             { name: 'containerd-socket', hostPath: { path: n.containerdSocket, type: 'Socket' } },
             { name: 'krill-sockets', hostPath: { path: n.socketDir, type: 'DirectoryOrCreate' } },
             { name: 'cache', hostPath: { path: n.cacheDir, type: 'DirectoryOrCreate' } },

@@ -137,6 +137,8 @@ const tlsSecret = (install: InstallConfig, c: Component) => install.tls[installK
  */
 export function podSpec(install: InstallConfig, c: Component, o: {
   placement: Placement; container: IContainer; securityContext: IPodSecurityContext; volumes?: IVolume[]; extra?: Partial<IPodSpec>;
+  /** More containers of the pod (the node DaemonSet's install watchdog). */
+  sidecars?: IContainer[];
 }): IPodSpec {
   const tls = tlsSecret(install, c);
   return {
@@ -150,7 +152,7 @@ export function podSpec(install: InstallConfig, c: Component, o: {
     // SIGTERM drains within shutdownTimeoutMs (30 s); 15 s more before the kubelet kills.
     terminationGracePeriodSeconds: 45,
     securityContext: o.securityContext,
-    containers: [o.container],
+    containers: [o.container, ...(o.sidecars ?? [])],
     volumes: [
       { name: 'config', configMap: { name: objectName(c) } },
       { name: 'tmp', emptyDir: {} },
