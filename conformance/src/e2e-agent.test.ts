@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTracker, trackerConfigSchema, type TrackerConfig } from '@krill/cluster-services';
-import { PeerNode, PieceFile, Swarm, silentLogger, validateConfig, type Digest, type Metainfo } from '@krill/lib';
+import { PeerNode, PieceFile, Swarm, silentLogger, startTestDnsServer, validateConfig, type Digest, type MemberResolver, type Metainfo } from '@krill/lib';
 import { agentConfigSchema, startAgent, type AgentConfig, type RunningAgent } from '@krill/node-daemon';
 import { smallImage } from './fixtures/oci-image.js';
 import { startCluster, type Cluster } from './harness/cluster.js';
@@ -35,12 +35,13 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function agent(name: string, over: Record<string, unknown> = {}): Promise<RunningAgent> {
+async function agent(name: string, over: Record<string, unknown> = {}, dnsResolver?: MemberResolver): Promise<RunningAgent> {
   const config = validateConfig<AgentConfig>(agentConfigSchema, {
     listen: { port: 0 }, peer: { port: 0 }, trackers: { urls: [tracker.url] }, origins: { urls: cluster.originUrls },
     buildIndex: { urls: [cluster.buildIndexUrl] }, cache: { dir: join(work, name) }, ...over,
   });
-  const a = await startAgent(config, { logger: process.env.AGENT_DEBUG ? (await import('@krill/lib')).createLogger({ name: name, level: 'debug' }) : silentLogger() });
+  const logger = process.env.AGENT_DEBUG ? (await import('@krill/lib')).createLogger({ name: name, level: 'debug' }) : silentLogger();
+  const a = await startAgent(config, { logger, ...(dnsResolver ? { dnsResolver } : {}) });
   agents.push(a);
   return a;
 }
@@ -126,6 +127,38 @@ describe('agent: the node registry API over P2P', () => {
     h.release();
     expect(completeAtFirstByte).toBe(false);
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+  });
+});
+
+describe('agent: membership from DNS', () => {
+  it('finds the origins and the tracker by SRV records and serves an image with every digest intact', async () => {
+    const port = (url: string) => Number(new URL(url).port);
+    // Targets are 127.0.0.1, each with its own port: HTTP reaches them without this test's DNS.
+    const dns = await startTestDnsServer({}, {
+      '_http._tcp.origins.krill.test': cluster.originUrls.map((u) => ({ target: '127.0.0.1', port: port(u) })),
+      '_http._tcp.trackers.krill.test': [{ target: '127.0.0.1', port: port(tracker.url) }],
+    });
+    try {
+      const image = await smallImage(join(work, 'img-dns'), 'v1', 'agent-dns', 2 * MiB);
+      await copy(`oci:${image.dir}:v1`, `docker://${cluster.proxyHost}/team/dns:v1`);
+      const a = await agent('a-dns', {
+        origins: { dns: { name: '_http._tcp.origins.krill.test', records: 'SRV' } },
+        trackers: { dns: { name: '_http._tcp.trackers.krill.test', records: 'SRV' } },
+      }, dns.resolver);
+      const host = new URL(a.url).host;
+      const out = join(work, 'out-dns');
+      await copy(`docker://${host}/team/dns:v1`, `oci:${out}:v1`);
+      expect((await inspect(`oci:${out}:v1`))['Digest']).toBe(image.manifest.digest);
+      for (const name of readdirSync(join(image.dir, 'blobs', 'sha256'))) {
+        expect(createHash('sha256').update(readFileSync(join(out, 'blobs', 'sha256', name))).digest('hex')).toBe(name);
+      }
+      // The bytes came over the peer wire (the origins seed): the tracker resolved by SRV answered.
+      const metrics = (await get(`${a.url}/metrics`)).body.toString();
+      const received = [...metrics.matchAll(/^krill_agent_received_bytes\{source="(\w+)"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
+      expect(received).toBeGreaterThan(2 * MiB);
+    } finally {
+      await dns.close();
+    }
   });
 });
 

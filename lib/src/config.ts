@@ -51,10 +51,12 @@ export function loadConfig<T>(options: LoadConfigOptions): T {
  */
 export function validateConfig<T>(schema: Schema, doc: unknown, source?: string): T {
   const config = structuredClone(doc ?? {}) as Record<string, unknown>;
-  const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false });
+  // `verbose` gives each error its schema, where an `errorMessage` may say what a combination
+  // (anyOf) wants better than its branches' errors do.
+  const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false, verbose: true });
   const validate = ajv.compile(schema);
   if (!validate(config)) {
-    throw new InvalidArgumentError(describe(validate.errors?.[0], config, source), { code: 'ERR_CONFIG_INVALID' });
+    throw new InvalidArgumentError(describe(validate.errors ?? [], config, source), { code: 'ERR_CONFIG_INVALID' });
   }
   return deepFreeze(config) as T;
 }
@@ -99,10 +101,18 @@ function applyEnv(config: Record<string, unknown>, schema: Schema, base: string[
   });
 }
 
-function describe(err: ErrorObject | undefined, config: unknown, file: string | undefined): string {
+/**
+ * The message for the first failure. A schema with an `errorMessage` string (e.g. "needs urls,
+ * dns or both") speaks for its `anyOf`: ajv lists every branch's error before the anyOf's own,
+ * and "urls is required" would be only half the truth.
+ */
+function describe(errors: ErrorObject[], config: unknown, file: string | undefined): string {
   const where = file ? ` in ${file}` : '';
+  const custom = errors.find((e) => e.keyword === 'anyOf' && typeof (e.parentSchema as Schema | undefined)?.['errorMessage'] === 'string');
+  const err = custom ?? errors[0];
   if (!err) return `config${where} is invalid`;
   const segments = err.instancePath.split('/').filter(Boolean).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (custom) return `config key ${segments.join('.') || '(root)'}${where}: ${String((custom.parentSchema as Schema)['errorMessage'])}`;
   if (err.keyword === 'additionalProperties') {
     const extra = (err.params as { additionalProperty: string }).additionalProperty;
     return `config key ${[...segments, extra].join('.')}${where}: unknown key`;

@@ -10,3 +10,5 @@ export * from './http-range.js';
 export * from './service-schemas.js';
 export * from './wire/index.js';
 export * from './p2p/index.js';
+export * from './membership.js';
+export * from './testing/dns-server.js';

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { createHttpService, once, type Logger } from '@krill/lib';
+import { createHttpService, once, type Logger, type MemberResolver } from '@krill/lib';
 import { createBuildIndexClient, type BuildIndexClient, type OriginClient, type TrackerClient } from '@krill/cluster-services';
 import type { Agent } from './agent/agent.js';
 import type { AgentConfig } from './agent/config.js';
@@ -26,9 +26,14 @@ export async function startAgent(config: AgentConfig, deps: {
   ready?: () => Promise<void>;
   /** The service name in logs and metric labels (default `agent`; the node daemon says `node`). */
   name?: string;
+  /** Resolves `origins.dns` and `trackers.dns`; node:dns by default. */
+  dnsResolver?: MemberResolver;
 }): Promise<RunningAgent> {
   const logger = deps.logger;
-  const agent = await createAgent(config, { logger, ...(deps.tracker ? { tracker: deps.tracker } : {}), ...(deps.origins ? { origins: deps.origins } : {}) });
+  const agent = await createAgent(config, {
+    logger, ...(deps.tracker ? { tracker: deps.tracker } : {}), ...(deps.origins ? { origins: deps.origins } : {}),
+    ...(deps.dnsResolver ? { dnsResolver: deps.dnsResolver } : {}),
+  });
   const buildIndex = deps.buildIndex ?? createBuildIndexClient({ urls: config.buildIndex.urls, logger });
   const service = createHttpService({ name: deps.name ?? 'agent', logger, shutdownTimeoutMs: config.shutdownTimeoutMs, ...(deps.ready ? { ready: deps.ready } : {}) });
   const m = service.metrics;

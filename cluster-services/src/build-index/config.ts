@@ -1,4 +1,4 @@
-import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
+import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type OriginsRefConfig, type Schema } from '@krill/lib';
 import { registryHostsSchema, type RegistryHosts } from '../upstream/index.js';
 import type { PullThroughRule } from './server/resolver.js';
 
@@ -8,7 +8,7 @@ export interface BuildIndexConfig {
   /** The SQLite file holding the tags (its directory is created). */
   db: string;
   /** The origin ring that a tag's manifest and blobs must be on before the tag is accepted. */
-  origins: { urls: string[]; replicas: number };
+  origins: OriginsRefConfig;
   /** Repositories resolved by their upstream registry, first match wins. */
   pullThrough: PullThroughRule[];
   /** How to reach each upstream registry (endpoints, credentials), as for the origins' registry backend. */

@@ -1,4 +1,4 @@
-import { listenSchema, logLevelSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
+import { dnsMembersSchema, listenSchema, logLevelSchema, shutdownTimeoutSchema, type DnsMembersConfig, type Schema } from '@krill/lib';
 import { backendRulesSchema, type BackendRuleConfig } from '../backend/index.js';
 import { registryHostsSchema, type RegistryHosts } from '../upstream/index.js';
 import { peerConfigSchema, trackersConfigSchema, type PeerConfig, type TrackersConfig } from './seeder/config.js';
@@ -9,7 +9,11 @@ export interface OriginConfig {
   listen: { host: string; port: number };
   /** The URL other components reach this origin at; its identity on the hash ring. Default: the bound URL. */
   advertiseUrl?: string;
-  cluster: { origins: string[]; replicas: number };
+  /**
+   * The ring: `origins` (static URLs) and the addresses `dns` resolves to, unioned; this origin
+   * is always a member, under the resolved URL that is its own when there is one.
+   */
+  cluster: { origins: string[]; dns?: DnsMembersConfig; replicas: number };
   store: { dir: string; capacityBytes: number };
   backends: BackendRuleConfig[];
   registries: RegistryHosts;
@@ -32,8 +36,9 @@ export const originConfigSchema: Schema = {
     cluster: {
       type: 'object', additionalProperties: false, default: {},
       properties: {
-        // Empty means this origin alone.
+        // Empty, with no dns, means this origin alone.
         origins: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
+        dns: dnsMembersSchema,
         // Three copies survive the loss of any two origins (Kraken's default too).
         replicas: { type: 'integer', minimum: 1, maximum: 16, default: 3 },
       },

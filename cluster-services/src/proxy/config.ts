@@ -1,8 +1,8 @@
-import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
+import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type OriginsRefConfig, type Schema } from '@krill/lib';
 
 export interface ProxyConfig {
   listen: { host: string; port: number };
-  origins: { urls: string[]; replicas: number };
+  origins: OriginsRefConfig;
   buildIndex: { urls: string[] };
   /**
    * Where earlier versions spooled upload sessions; chunks now stream through to an origin, and
@@ -26,7 +26,8 @@ export interface BlobsConfig {
   redirect: boolean;
   /**
    * The origins' URLs as clients reach them, in the order of `origins.urls` (the same length);
-   * default `origins.urls` themselves.
+   * default `origins.urls` themselves. Not with `origins.dns`: resolved origins are reached at
+   * their own addresses.
    */
   originUrls?: string[];
 }

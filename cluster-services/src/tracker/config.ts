@@ -1,8 +1,8 @@
-import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
+import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type OriginsRefConfig, type Schema } from '@krill/lib';
 
 export interface TrackerConfig {
   listen: { host: string; port: number };
-  origins: { urls: string[]; replicas: number };
+  origins: OriginsRefConfig;
   /** How often agents are told to announce. */
   announceIntervalMs: number;
   /** A peer that has not announced for this long leaves the swarm. */

@@ -1,12 +1,17 @@
-import { listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, type Schema } from '@krill/lib';
+import {
+  listenSchema, logLevelSchema, originsRefSchema, shutdownTimeoutSchema, trackersRefSchema,
+  type OriginsRefConfig, type Schema, type TrackersRefConfig,
+} from '@krill/lib';
 
 export interface AgentConfig {
   /** The local registry API (OCI distribution, read only): loopback by default. */
   listen: { host: string; port: number };
   /** The peer endpoint; `advertise` is the address told to the tracker (default: `host`). */
   peer: { host: string; port: number; advertise?: string };
-  trackers: { urls: string[] };
-  origins: { urls: string[]; replicas: number };
+  /** Static `urls`, a `dns` name whose addresses are the trackers, or both; neither: origins only. */
+  trackers: TrackersRefConfig;
+  /** Static `urls`, a `dns` name (the origins' headless Service), or both. */
+  origins: OriginsRefConfig;
   buildIndex: { urls: string[] };
   cache: { dir: string; capacityBytes: number };
   /** Per-process caps on all peer traffic, in MB/s (10^6 bytes); absent means no cap. */
@@ -41,7 +46,7 @@ export const agentConfigSchema: Schema = {
         advertise: { type: 'string', pattern: ipv4 },
       },
     },
-    trackers: { type: 'object', additionalProperties: false, default: {}, properties: { urls: { ...urls, default: [] } } },
+    trackers: trackersRefSchema,
     origins: originsRefSchema,
     buildIndex: { type: 'object', additionalProperties: false, required: ['urls'], properties: { urls: { ...urls, minItems: 1 } } },
     cache: {

@@ -1,4 +1,4 @@
-import { createHttpService, once, type Logger } from '@krill/lib';
+import { createHttpService, createMembership, once, type Logger, type MemberResolver } from '@krill/lib';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import { createRegistryClient, type RegistryClient } from '../../upstream/index.js';
 import type { BuildIndexConfig } from '../config.js';
@@ -13,6 +13,8 @@ export interface BuildIndexDeps {
   originClient?: OriginClient;
   /** The upstream registries for pull-through; made from `config.registries` when absent. */
   registryClient?: RegistryClient;
+  /** Resolves `origins.dns`; node:dns by default, tests pass one pointed at their own DNS server. */
+  dnsResolver?: MemberResolver;
   /** The clock for tag times and pull-through TTLs, in ms since the epoch; tests pass their own. */
   now?: () => number;
 }
@@ -28,7 +30,10 @@ export interface RunningBuildIndex {
 export async function startBuildIndex(config: BuildIndexConfig, deps: BuildIndexDeps): Promise<RunningBuildIndex> {
   const logger = deps.logger;
   const store = openTagStore({ path: config.db, ...(deps.now ? { now: deps.now } : {}) });
-  const origins = deps.originClient ?? createOriginClient({ origins: [...config.origins.urls], replicas: config.origins.replicas, logger: logger.child({ part: 'origins' }) });
+  const originLog = logger.child({ part: 'origins' });
+  const origins = deps.originClient ?? createOriginClient({
+    origins: createMembership({ what: 'origins', ...config.origins, resolver: deps.dnsResolver, logger: originLog }), replicas: config.origins.replicas, logger: originLog,
+  });
   const service = createHttpService({ name: 'build-index', logger, shutdownTimeoutMs: config.shutdownTimeoutMs, ready: async () => store.check() });
   const close = once(async () => {
     await service.close();

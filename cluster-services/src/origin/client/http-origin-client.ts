@@ -1,16 +1,19 @@
 import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import {
-  InvalidArgumentError, UnavailableError, createHashRing, isKrillError,
-  type Digest, type Logger, type Metainfo,
+  InvalidArgumentError, UnavailableError, createLiveRing, isKrillError, toMembership,
+  type Digest, type Logger, type Membership, type Metainfo,
 } from '@krill/lib';
 import { blobUrl, call, firstOf } from './attempts.js';
 import type { BlobSource, OriginClient } from './origin-client.js';
 import { ResumingBody, type Reopen } from './resuming-body.js';
 
 export interface OriginClientOptions {
-  /** Base URLs of every origin. */
-  origins: string[];
+  /**
+   * Base URLs of every origin, or a Membership that follows DNS (see lib's membership.ts); the
+   * ring is swapped whole when it changes, and the client closes the Membership on close.
+   */
+  origins: readonly string[] | Membership;
   replicas?: number;
   logger: Logger;
   /** Time to wait for response headers, in ms; bodies of any length may take longer. Default 60 s. */
@@ -28,14 +31,15 @@ const BODY_BUFFER = 1024 * 1024;
 
 /** The origin client over HTTP (see OriginClient). */
 export function createOriginClient(options: OriginClientOptions): OriginClient {
-  const ring = createHashRing({ nodes: options.origins, replicas: options.replicas ?? 3 });
+  const log = options.logger;
+  const rings = createLiveRing({ membership: toMembership(options.origins, 'origins', log), replicas: options.replicas ?? 3, code: 'ERR_ORIGIN_UNAVAILABLE' });
   // Bodies stall only when an origin does; five minutes without a byte means it is gone.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: options.timeoutMs ?? 60_000, bodyTimeout: 300_000, connections: 64 });
   const missTimeoutMs = options.missTimeoutMs ?? 600_000;
-  const log = options.logger;
 
   /** Reads prefer origins that hold the blob; only then is one owner asked to fetch it from the backend. */
   async function read<T>(what: string, digest: Digest, attempt: (origin: string, local: boolean) => Promise<T>): Promise<T> {
+    const ring = await rings.get();
     const ranked = ring.ranked(digest);
     try {
       return await firstOf(log, what, ranked, (o) => attempt(o, true), true);
@@ -65,7 +69,8 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
     return async (from, cause) => {
       if (signal?.aborted) throw cause;
       log.warn({ digest, err: cause.message, offset: from }, 'download broke off; resuming from another origin');
-      const others = ring.ranked(digest).filter((o) => !failed.has(o));
+      // The ring as it is now: the membership may have changed since the download began.
+      const others = (rings.current()?.ranked(digest) ?? []).filter((o) => !failed.has(o));
       try {
         return (await firstOf(log, `resume ${digest}`, others, (o) => {
           failed.add(o);
@@ -78,7 +83,7 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
   }
 
   const client: OriginClient = {
-    owners: (digest) => ring.owners(digest),
+    owners: (digest) => rings.current()?.owners(digest) ?? [],
     async stat(namespace, digest, signal) {
       const { size } = await client.locate(namespace, digest, signal);
       return { size };
@@ -126,7 +131,7 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
       return Buffer.concat(chunks);
     },
     async upload(namespace, digest, source: BlobSource, signal) {
-      await firstOf(log, `upload ${digest}`, ring.ranked(digest), async (o) => {
+      await firstOf(log, `upload ${digest}`, (await rings.get()).ranked(digest), async (o) => {
         const body = await source.open();
         const res = await call(dispatcher, 'PUT', `${o}/blobs/${digest}?namespace=${encodeURIComponent(namespace)}`, `origin ${o} upload ${digest}`, {
           body, headers: { 'content-length': String(source.size), 'content-type': 'application/octet-stream' }, ...(signal ? { signal } : {}),
@@ -138,7 +143,7 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
       }, false);
     },
     async openUpload(namespace, key, signal) {
-      return firstOf(log, 'open upload', ring.ranked(key), async (o) => {
+      return firstOf(log, 'open upload', (await rings.get()).ranked(key), async (o) => {
         const res = await call(dispatcher, 'POST', `${o}/uploads?namespace=${encodeURIComponent(namespace)}`, `origin ${o} open upload`, signal ? { signal } : {});
         const { id } = (await res.body.json()) as { id: string };
         return { origin: o, id };
@@ -179,6 +184,7 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
       });
     },
     async close() {
+      rings.close();
       // Downloads still being read get a few seconds to finish; a body its reader abandoned
       // without destroying it would otherwise hold close forever.
       let timer: NodeJS.Timeout | undefined;

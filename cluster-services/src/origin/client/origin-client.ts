@@ -10,7 +10,9 @@ import type { Digest, Metainfo } from '@krill/lib';
  * write-back and for fetch on miss. Safe to call concurrently. Errors: NotFound
  * (ERR_BLOB_NOT_FOUND) when no origin and no backend has the blob, InvalidArgument
  * (ERR_DIGEST_MISMATCH, ERR_DIGEST_INVALID) for bad input, Unauthenticated when an upstream
- * registry refused credentials, Unavailable (ERR_ORIGIN_UNAVAILABLE) when every origin failed.
+ * registry refused credentials, Unavailable (ERR_ORIGIN_UNAVAILABLE) when every origin failed
+ * or none is known. With DNS membership the ring follows the origins' addresses; each call uses
+ * the ring as it was when the call began.
  */
 export interface BlobSource {
   /** Opens the blob's bytes again from the start; called once per upload attempt. */
@@ -25,7 +27,7 @@ export interface RemoteUpload {
 }
 
 export interface OriginClient {
-  /** The owners of `digest`, best first. */
+  /** The owners of `digest`, best first, on the ring as it is now; [] while no origin is known (DNS before its first answer). */
   owners(digest: Digest): string[];
   /** Size of the blob on the origins, fetching it from the namespace's backend on a miss. */
   stat(namespace: string, digest: Digest, signal?: AbortSignal): Promise<{ size: number }>;

@@ -1,4 +1,4 @@
-import type { Schema } from '@krill/lib';
+import { trackersRefSchema, type Schema, type TrackersRefConfig } from '@krill/lib';
 
 /**
  * The origin's peer endpoint (the P2P seeder). Absent from the origin's config, the origin does
@@ -20,10 +20,8 @@ export interface PeerConfig {
   idleMs: number;
 }
 
-/** Trackers the seeder announces its seed swarms to; with no URLs it announces nothing. */
-export interface TrackersConfig {
-  urls: string[];
-}
+/** Trackers the seeder announces its seed swarms to (`urls`, `dns` or both); with neither it announces nothing. */
+export type TrackersConfig = TrackersRefConfig;
 
 /** Dotted-quad IPv4, as the tracker's peer records hold. */
 const IPV4 = '^(?:(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$';
@@ -42,9 +40,4 @@ export const peerConfigSchema: Schema = {
   },
 };
 
-export const trackersConfigSchema: Schema = {
-  type: 'object', additionalProperties: false, default: {},
-  properties: {
-    urls: { type: 'array', items: { type: 'string', pattern: '^https?://' }, default: [] },
-  },
-};
+export const trackersConfigSchema: Schema = trackersRefSchema;

@@ -1,6 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { PeerNode, TokenBucket, UNLIMITED, type Digest, type Logger, type Metainfo } from '@krill/lib';
+import { PeerNode, TokenBucket, UNLIMITED, createMembership, type Digest, type Logger, type MemberResolver, type Metainfo } from '@krill/lib';
 import type { BackendRouter } from '../../backend/index.js';
 import { createTrackerClient, type TrackerClient } from '../../tracker/index.js';
 import type { MissFetcher } from '../server/fetch-on-miss.js';
@@ -29,6 +29,8 @@ export interface OriginSeederOptions {
   scratchDir: string;
   logger: Logger;
   metrics?: Registry;
+  /** Resolves `trackers.dns`; node:dns by default. */
+  dnsResolver?: MemberResolver;
 }
 
 interface Open {
@@ -47,7 +49,9 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
   // A second's worth of burst: a cap in MB/s should hold over any second, not only on average.
   const egress = o.peer.egressMBps === undefined ? UNLIMITED : new TokenBucket(o.peer.egressMBps * MB, o.peer.egressMBps * MB);
   const ctx = { store: o.store, fetcher: o.fetcher, router: o.router, egress, scratchDir: o.scratchDir, logger: log };
-  const tracker: TrackerClient | undefined = o.trackers && o.trackers.urls.length > 0 ? createTrackerClient({ urls: o.trackers.urls, logger: log }) : undefined;
+  const tracker: TrackerClient | undefined = o.trackers && (o.trackers.urls.length > 0 || o.trackers.dns)
+    ? createTrackerClient({ urls: createMembership({ what: 'trackers', ...o.trackers, resolver: o.dnsResolver, logger: log }), logger: log })
+    : undefined;
   const open = new Map<Digest, Open>();
   const opening = new Map<Digest, Promise<Open | undefined>>();
   let closed = false;
@@ -132,7 +136,7 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
     }
   }, Math.max(IDLE_CHECK_MIN_MS, o.peer.idleMs / IDLE_CHECKS_PER_PERIOD));
   sweeper.unref();
-  log.info({ ...endpoint, trackers: o.trackers?.urls.length ?? 0 }, 'origin seeder listening');
+  log.info({ ...endpoint, trackers: o.trackers?.urls.length ?? 0, trackersDns: o.trackers?.dns?.name }, 'origin seeder listening');
 
   return {
     endpoint,

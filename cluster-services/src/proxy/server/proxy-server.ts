@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidArgumentError, KrillError, createHttpService, type Logger } from '@krill/lib';
+import { InvalidArgumentError, KrillError, createHttpService, createMembership, type Logger, type MemberResolver } from '@krill/lib';
 import { createBuildIndexClient, type BuildIndexClient } from '../../build-index/index.js';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import type { ProxyConfig } from '../config.js';
@@ -52,6 +52,9 @@ const CONTEXT: Record<V2Path['kind'], OciContext> = {
 
 /** Maps an origin's URL to the one clients reach it at (`blobs.originUrls`, by position). */
 function publicOrigins(config: ProxyConfig): (origin: string) => string {
+  if (config.blobs.originUrls && config.origins.dns) {
+    throw new InvalidArgumentError('blobs.originUrls pairs with origins.urls by position and cannot be used with origins.dns: resolved origins are redirected to at their own addresses', { code: 'ERR_CONFIG_INVALID' });
+  }
   const pub = config.blobs.originUrls ?? config.origins.urls;
   if (pub.length !== config.origins.urls.length) {
     throw new InvalidArgumentError(`blobs.originUrls has ${pub.length} URLs but origins.urls has ${config.origins.urls.length}; they must correspond one to one`, { code: 'ERR_CONFIG_INVALID' });
@@ -61,14 +64,22 @@ function publicOrigins(config: ProxyConfig): (origin: string) => string {
 }
 
 /** Serves the OCI distribution API over the origins and the build-index. */
-export async function startProxy(config: ProxyConfig, deps: { logger: Logger; originClient?: OriginClient; buildIndexClient?: BuildIndexClient }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startProxy(config: ProxyConfig, deps: {
+  logger: Logger; originClient?: OriginClient; buildIndexClient?: BuildIndexClient;
+  /** Resolves `origins.dns`; node:dns by default. */
+  dnsResolver?: MemberResolver;
+}): Promise<{ url: string; close(): Promise<void> }> {
   const logger = deps.logger;
-  const origins = deps.originClient ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger });
+  // Checked first: a bad pairing must fail before anything is started.
+  const redirect = config.blobs.redirect ? publicOrigins(config) : undefined;
+  const origins = deps.originClient ?? createOriginClient({
+    origins: createMembership({ what: 'origins', ...config.origins, resolver: deps.dnsResolver, logger }), replicas: config.origins.replicas, logger,
+  });
   const buildIndex = deps.buildIndexClient ?? createBuildIndexClient({ urls: config.buildIndex.urls, logger });
   const uploads = await UploadSessions.open(config.uploadDir, config.uploadTtlSeconds * 1000, origins);
   const service = createHttpService({ name: 'proxy', logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
   const metrics = createProxyMetrics(service.metrics, () => uploads.count);
-  const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics, redirect: config.blobs.redirect ? publicOrigins(config) : undefined };
+  const ctx: ProxyContext = { origins, buildIndex, uploads, logger, metrics, redirect };
   const app = service.app;
   // Bodies (blobs, manifests) are read by the handlers from the raw request, never buffered by fastify.
   app.removeAllContentTypeParsers();

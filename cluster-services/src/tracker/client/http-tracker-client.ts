@@ -1,16 +1,22 @@
 import { Agent, request, type Dispatcher } from 'undici';
-import { UnavailableError, createHashRing, errorFromBody, isKrillError, type Digest, type Logger, type Metainfo } from '@krill/lib';
+import {
+  UnavailableError, createLiveRing, errorFromBody, isKrillError, toMembership, type Digest, type Logger, type Membership, type Metainfo,
+} from '@krill/lib';
 import type { PeerInfo } from '../store/peer-store.js';
 import type { Announce, TrackerClient } from './tracker-client.js';
 
-export function createTrackerClient(o: { urls: string[]; logger: Logger; timeoutMs?: number }): TrackerClient {
-  const ring = createHashRing({ nodes: o.urls, replicas: 1 });
+/**
+ * `urls` is a static list or a Membership that follows DNS; the ring is swapped whole when it
+ * changes, and the client closes the Membership on close.
+ */
+export function createTrackerClient(o: { urls: readonly string[] | Membership; logger: Logger; timeoutMs?: number }): TrackerClient {
+  const rings = createLiveRing({ membership: toMembership(o.urls, 'trackers', o.logger), replicas: 1, code: 'ERR_TRACKER_UNAVAILABLE' });
   // Announces are small and frequent: a short timeout lets a dead tracker be skipped quickly.
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, headersTimeout: o.timeoutMs ?? 5000, bodyTimeout: o.timeoutMs ?? 5000 });
 
   async function call<T>(digest: Digest, method: Dispatcher.HttpMethod, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     let last: unknown;
-    for (const base of ring.ranked(digest)) {
+    for (const base of (await rings.get()).ranked(digest)) {
       try {
         const res = await request(`${base}${path}`, {
           method, dispatcher, ...(signal ? { signal } : {}),
@@ -33,6 +39,9 @@ export function createTrackerClient(o: { urls: string[]; logger: Logger; timeout
     announce: (a: Announce, signal?: AbortSignal) => call<{ peers: PeerInfo[]; intervalMs: number }>(a.digest, 'POST', '/announce', a, signal),
     metainfo: (namespace: string, digest: Digest, signal?: AbortSignal) =>
       call<Metainfo>(digest, 'GET', `/metainfo?namespace=${encodeURIComponent(namespace)}&digest=${digest}`, undefined, signal),
-    close: () => dispatcher.close(),
+    close: () => {
+      rings.close();
+      return dispatcher.close();
+    },
   };
 }

@@ -1,15 +1,21 @@
 import { Counter, Gauge } from 'prom-client';
-import { createHttpService, once, type Logger } from '@krill/lib';
+import { createHttpService, createMembership, once, type Logger, type MemberResolver } from '@krill/lib';
 import { createOriginClient, type OriginClient } from '../../origin/index.js';
 import type { TrackerConfig } from '../config.js';
 import { createPeerStore } from '../store/memory-peer-store.js';
 import { registerTrackerRoutes } from './routes.js';
 
 /** Serves the tracker API with an in-memory peer store. */
-export async function startTracker(config: TrackerConfig, deps: { logger: Logger; originClient?: OriginClient; now?: () => number }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startTracker(config: TrackerConfig, deps: {
+  logger: Logger; originClient?: OriginClient; now?: () => number;
+  /** Resolves `origins.dns`; node:dns by default. */
+  dnsResolver?: MemberResolver;
+}): Promise<{ url: string; close(): Promise<void> }> {
   const service = createHttpService({ name: 'tracker', logger: deps.logger, shutdownTimeoutMs: config.shutdownTimeoutMs });
   const store = createPeerStore({ ttlMs: config.peerTtlMs, ...(deps.now ? { now: deps.now } : {}) });
-  const origins = deps.originClient ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger: deps.logger });
+  const origins = deps.originClient ?? createOriginClient({
+    origins: createMembership({ what: 'origins', ...config.origins, resolver: deps.dnsResolver, logger: deps.logger }), replicas: config.origins.replicas, logger: deps.logger,
+  });
   const announces = new Counter({ name: 'krill_tracker_announces_total', help: 'Announces by whether the peer was complete.', labelNames: ['complete'], registers: [service.metrics] });
   new Gauge({ name: 'krill_tracker_peers', help: 'Peers tracked.', registers: [service.metrics], collect() { this.set(store.size().peers); } });
   new Gauge({ name: 'krill_tracker_blobs', help: 'Blobs with at least one peer.', registers: [service.metrics], collect() { this.set(store.size().blobs); } });

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import {
-  CanceledError, PeerNode, TokenBucket, UNLIMITED, UnavailableError, isCategory, once,
-  type Digest, type Logger, type Metainfo, type Pacer,
+  CanceledError, PeerNode, TokenBucket, UNLIMITED, UnavailableError, createMembership, isCategory, once,
+  type Digest, type Logger, type MemberResolver, type Metainfo, type Pacer, type TrackersRefConfig,
 } from '@krill/lib';
 import { createOriginClient, createTrackerClient, type OriginClient, type TrackerClient } from '@krill/cluster-services';
 import type { Agent, BlobHandle, BytesBySource } from '../agent.js';
@@ -29,6 +29,8 @@ export interface AgentDeps {
   /** Injected for tests; otherwise built from the config. */
   tracker?: TrackerClient;
   origins?: OriginClient;
+  /** Resolves `origins.dns` and `trackers.dns`; node:dns by default. */
+  dnsResolver?: MemberResolver;
 }
 
 const MB = 1e6;
@@ -39,8 +41,10 @@ const burstFor = (rate: number) => Math.max(rate / 4, 4 * 1024 * 1024);
 export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise<Agent> {
   const log = deps.logger;
   const cache: BlobCache = openBlobCache({ dir: config.cache.dir, capacityBytes: config.cache.capacityBytes, logger: log });
-  const origins = deps.origins ?? createOriginClient({ origins: config.origins.urls, replicas: config.origins.replicas, logger: log, missTimeoutMs: config.metainfoTimeoutMs });
-  const tracker = deps.tracker ?? (config.trackers.urls.length > 0 ? createTrackerClient({ urls: config.trackers.urls, logger: log }) : undefined);
+  const members = (what: string, c: TrackersRefConfig) => createMembership({ what, ...c, resolver: deps.dnsResolver, logger: log });
+  const origins = deps.origins ?? createOriginClient({ origins: members('origins', config.origins), replicas: config.origins.replicas, logger: log, missTimeoutMs: config.metainfoTimeoutMs });
+  const hasTrackers = config.trackers.urls.length > 0 || config.trackers.dns !== undefined;
+  const tracker = deps.tracker ?? (hasTrackers ? createTrackerClient({ urls: members('trackers', config.trackers), logger: log }) : undefined);
   const pacer = (mbps: number | undefined): Pacer => (mbps === undefined ? UNLIMITED : new TokenBucket(mbps * MB, burstFor(mbps * MB)));
   const ingress = pacer(config.limits.ingressMBps);
   const egress = pacer(config.limits.egressMBps);
