@@ -18,9 +18,11 @@ const tcp = (name: string, port: number): IServicePort => ({ name, port, targetP
 const fieldEnv = (name: string, fieldPath: string): IEnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 
 /**
- * A headless Service: one DNS name per pod (`krill-origin-0.krill-origin.<ns>.svc`), published
- * before the pod is ready, because the static membership lists name every pod and a component
- * must resolve the others while they all start together.
+ * A headless Service: one DNS name per pod (`krill-origin-0.krill-origin.<ns>.svc.<domain>`) and
+ * one SRV record per pod and port (`_http._tcp.krill-origin.<ns>.svc.<domain>`, the DNS
+ * membership), published before the pod is ready: the ring is every pod that exists, so a pod
+ * restarting keeps its place (and its blobs) while clients fail over past it, and components that
+ * start together resolve each other at once.
  */
 function headlessService(install: InstallConfig, c: Component, ports: IServicePort[]): IService {
   return {

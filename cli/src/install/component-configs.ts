@@ -26,8 +26,13 @@ export interface Listen {
 }
 
 /** Ring replicas never exceed the number of origins, so every rendering means what it says. */
-const ringReplicas = (install: InstallConfig, urls: ClusterUrls) => Math.min(install.origin.blobReplicas, urls.origins.length);
-const originsRef = (install: InstallConfig, urls: ClusterUrls) => ({ urls: urls.origins, replicas: ringReplicas(install, urls) });
+// The ring never has more owners per blob than members (a static list's length is all there is;
+// a DNS ring clamps to whatever it resolves to as it scales).
+const ringReplicas = (install: InstallConfig, urls: ClusterUrls) => (urls.dns ? install.origin.blobReplicas : Math.min(install.origin.blobReplicas, urls.origins.length));
+const originsRef = (install: InstallConfig, urls: ClusterUrls) => ({
+  ...(urls.dns ? { dns: urls.dns.origins } : { urls: urls.origins }), replicas: ringReplicas(install, urls),
+});
+const trackersRef = (urls: ClusterUrls) => (urls.dns ? { dns: urls.dns.trackers } : { urls: urls.trackers });
 
 function valid(schema: Schema, config: ComponentConfig, file: string): ComponentConfig {
   validateConfig(schema, config, `rendered ${file}`);
@@ -51,11 +56,11 @@ export function originConfig(install: InstallConfig, urls: ClusterUrls, at: { li
     : { fs: { root: at.backendDir } };
   return valid(originConfigSchema, {
     listen: at.listen,
-    cluster: { origins: urls.origins, replicas: ringReplicas(install, urls) },
+    cluster: { ...(urls.dns ? { dns: urls.dns.origins } : { origins: urls.origins }), replicas: ringReplicas(install, urls) },
     store: { dir: at.storeDir, capacityBytes: originCapacityBytes(install) },
     backends: [{ namespace: '.*', ...backend }],
     peer: at.peer,
-    trackers: { urls: urls.trackers },
+    trackers: trackersRef(urls),
     logLevel: install.logLevel,
   }, 'origin.yaml');
 }
@@ -86,7 +91,7 @@ function agentKeys(install: InstallConfig, urls: ClusterUrls, at: AgentPlacement
   const capacity = install.node.cacheCapacityBytes;
   return {
     listen: at.listen, peer: at.peer,
-    trackers: { urls: urls.trackers }, origins: originsRef(install, urls), buildIndex: { urls: urls.buildIndex },
+    trackers: trackersRef(urls), origins: originsRef(install, urls), buildIndex: { urls: urls.buildIndex },
     cache: { dir: at.cacheDir, ...(capacity === undefined ? {} : { capacityBytes: capacity }) },
     logLevel: install.logLevel,
   };

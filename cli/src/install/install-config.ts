@@ -10,6 +10,14 @@ import { DNS_LABEL, DNS_NAME, placementProperties, port, pullMode, resourcesSche
 export interface InstallConfig {
   /** The namespace every object lives in (a DNS label). */
   namespace: string;
+  /** The cluster's DNS domain (kubelet's clusterDomain): the suffix of every Service name. */
+  clusterDomain: string;
+  /**
+   * How components find the origins and the trackers: `dns`, the SRV records of their headless
+   * Services, looked up again every `refreshMs` so the rings follow scaling; `static`, a list of
+   * every pod's name rendered from `replicas` (a scale needs a re-render and a rollout).
+   */
+  membership: { mode: 'dns' | 'static'; refreshMs: number };
   image: ImageConfig;
   /** pino's level for every component. */
   logLevel: string;
@@ -30,6 +38,8 @@ export interface InstallConfig {
 export interface ImageConfig {
   repository: string;
   tag: string;
+  /** `sha256:…`: pods run `repository:tag@digest`, so a node never runs another build under the tag. */
+  digest?: string;
   pullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   /** imagePullSecrets for a private registry. */
   pullSecrets: string[];
@@ -146,11 +156,21 @@ export const installConfigSchema: Schema = {
   additionalProperties: false,
   properties: {
     namespace: { type: 'string', pattern: DNS_LABEL, default: 'krill' },
+    clusterDomain: { type: 'string', pattern: DNS_NAME, default: 'cluster.local' },
+    membership: {
+      type: 'object', additionalProperties: false, default: {},
+      properties: {
+        mode: { enum: ['dns', 'static'], default: 'dns' },
+        // The components' own default: a scaled or restarted member joins every ring within 10 s.
+        refreshMs: { type: 'integer', minimum: 100, maximum: 3_600_000, default: 10_000 },
+      },
+    },
     image: {
       type: 'object', additionalProperties: false, default: {},
       properties: {
         repository: { type: 'string', minLength: 1, default: 'krill' },
         tag: { type: 'string', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', default: '0.1.0' },
+        digest: { type: 'string', pattern: '^sha256:[a-f0-9]{64}$' },
         // IfNotPresent: a node daemon restarting must not need a pull (it may be kubelet's image service).
         pullPolicy: { enum: ['Always', 'IfNotPresent', 'Never'], default: 'IfNotPresent' },
         pullSecrets: { type: 'array', items: { type: 'string', pattern: DNS_NAME }, default: [] },

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { validateConfig, type Schema } from '@krill/lib';
+import { validateConfig, type DnsMembersConfig, type Schema } from '@krill/lib';
 import { buildIndexConfigSchema, originConfigSchema, proxyConfigSchema, trackerConfigSchema } from '@krill/cluster-services';
 import { agentConfigSchema, nodeConfigSchema } from '@krill/node-daemon';
 import type { IContainer, IPodTemplateSpec } from 'kubernetes-models/v1';
@@ -11,15 +11,17 @@ import { parse, parseAllDocuments } from 'yaml';
 import { main } from '../main.js';
 import { defaultInstallConfig, validateInstallConfig, type InstallConfig } from './install-config.js';
 import { validateKubeObjects } from './kube-validate.js';
-import { COMPONENTS, configFile, type Component } from './names.js';
+import { COMPONENTS, clusterUrls, configFile, type Component } from './names.js';
 import type { KubeObject } from './pod-parts.js';
 import { REGENERATE, renderManifests, renderObjects } from './render.js';
 
 const COMMITTED = new URL('../../../install/kubernetes/krill.yaml', import.meta.url);
 
 /** A cluster unlike the defaults in every way the install config allows. */
-const custom = (): InstallConfig => validateInstallConfig({
+const custom = (extra: Partial<InstallConfig> = {}): InstallConfig => validateInstallConfig({
   namespace: 'images',
+  clusterDomain: 'k8s.example',
+  membership: { refreshMs: 30_000 },
   image: { repository: 'registry.example/krill', tag: 'v2', pullPolicy: 'Always', pullSecrets: ['regcred'] },
   logLevel: 'debug',
   ports: { proxy: 5000, originPeer: 7001, origin: 7002, tracker: 7003, buildIndex: 7004, agent: 7005, agentPeer: 7006 },
@@ -32,6 +34,7 @@ const custom = (): InstallConfig => validateInstallConfig({
   proxy: { serviceType: 'LoadBalancer', resources: { requests: { cpu: 1, memory: '512Mi' } } },
   node: { socketDir: '/var/run/krill', cacheDir: '/data/krill', cacheCapacityBytes: 10_000_000_000, registries: [{ host: 'registry.example', mode: 'krill' }] },
   tls: { origin: 'krill-origin-tls', node: 'krill-node-tls' },
+  ...extra,
 });
 
 const SCHEMAS: Record<Component, Schema> = {
@@ -77,9 +80,19 @@ describe('krill manifests', () => {
     const objects = renderObjects(install).map((r) => r.object);
     await validateKubeObjects(objects);
     expect(objects.every((o) => o.kind === 'Namespace' ? o.metadata?.name === 'images' : o.metadata?.namespace === 'images')).toBe(true);
-    const origin = configIn(objects, 'origin') as { cluster: { origins: string[]; replicas: number }; backends: unknown[]; listen: { port: number } };
-    expect(origin.cluster.origins).toEqual([0, 1, 2, 3, 4].map((i) => `http://krill-origin-${i}.krill-origin.images.svc:7002`));
+    const origin = configIn(objects, 'origin') as { cluster: { dns: DnsMembersConfig; replicas: number }; backends: unknown[]; listen: { port: number } };
+    // The origins find each other by the SRV records of their headless Service's `http` port.
+    const originsDns = { name: '_http._tcp.krill-origin.images.svc.k8s.example', records: 'SRV', scheme: 'http', refreshMs: 30_000 };
+    expect(origin.cluster.dns).toEqual(originsDns);
     expect(origin.cluster.replicas).toBe(2);
+    expect((find(objects, 'Service', 'krill-origin') as { spec: { ports: Array<{ name: string; port: number }> } }).spec.ports[0]).toMatchObject({ name: 'http', port: 7002 });
+    for (const c of ['tracker', 'build-index', 'proxy', 'node'] as const) expect((configIn(objects, c) as { origins: { dns: unknown } }).origins.dns).toEqual(originsDns);
+    const trackersDns = { name: '_http._tcp.krill-tracker.images.svc.k8s.example', records: 'SRV', scheme: 'http', refreshMs: 30_000 };
+    for (const c of ['origin', 'node'] as const) expect((configIn(objects, c) as { trackers: { dns: unknown } }).trackers).toEqual({ dns: trackersDns });
+    // membership: static lists every pod by name instead.
+    const listed = configIn(renderObjects(custom({ membership: { mode: 'static', refreshMs: 10_000 } })).map((r) => r.object), 'origin') as { cluster: { origins: string[] }; trackers: { urls: string[] } };
+    expect(listed.cluster.origins).toEqual([0, 1, 2, 3, 4].map((i) => `http://krill-origin-${i}.krill-origin.images.svc.k8s.example:7002`));
+    expect(listed.trackers.urls).toHaveLength(3);
     expect(origin.backends).toEqual([{ namespace: '.*', s3: { bucket: 'krill-blobs', region: 'us-east-1', forcePathStyle: true, prefix: '', endpoint: 'http://minio.storage:9000' } }]);
     const set = find(objects, 'StatefulSet', 'krill-origin') as { spec: { replicas: number; volumeClaimTemplates: Array<{ metadata: { name: string }; spec: { storageClassName?: string } }> } };
     expect(set.spec.replicas).toBe(5);
@@ -90,8 +103,13 @@ describe('krill manifests', () => {
     expect(containerOf(set).volumeMounts!.find((m) => m.name === 'tls')).toEqual({ name: 'tls', mountPath: '/etc/krill/tls', readOnly: true });
     expect(template(set).spec!.tolerations).toEqual([{ key: 'dedicated', operator: 'Equal', value: 'krill', effect: 'NoSchedule' }]);
     expect(containerOf(find(objects, 'Deployment', 'krill-proxy')).image).toBe('registry.example/krill:v2');
+    // Pinned by digest, every container (the node daemon's watchdog too) runs exactly that build.
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const pinned = renderObjects(custom({ image: { ...install.image, digest } })).map((r) => r.object);
+    const images = pinned.flatMap((o) => (o as { spec?: { template?: IPodTemplateSpec } }).spec?.template?.spec?.containers.map((c) => c.image) ?? []);
+    expect(images.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(images)).toEqual(new Set([`registry.example/krill:v2@${digest}`]));
     expect((find(objects, 'Service', 'krill-proxy') as { spec: { type: string } }).spec.type).toBe('LoadBalancer');
-    expect((configIn(objects, 'node') as { trackers: { urls: string[] } }).trackers.urls).toHaveLength(3);
     expect(template(find(objects, 'StatefulSet', 'krill-tracker')).spec!.nodeSelector).toEqual({ pool: 'infra' });
   });
 
@@ -127,11 +145,15 @@ describe('krill manifests', () => {
     for (const install of [defaultInstallConfig(), custom()]) {
       const objects = renderObjects(install).map((r) => r.object);
       for (const c of COMPONENTS) expect(() => validateConfig(SCHEMAS[c], configIn(objects, c), c)).not.toThrow();
-      // Each origin's own URL (POD_NAME expanded) is its entry in cluster.origins, so replication skips itself.
+      // Each origin's own URL (POD_NAME expanded) is its entry on the ring, so replication skips
+      // itself: the name its SRV record targets (DNS), or its entry in cluster.origins (static).
       const env = containerOf(find(objects, 'StatefulSet', 'krill-origin')).env!;
       const self = env.find((e) => e.name === 'KRILL_ORIGIN_ADVERTISE_URL')!.value!;
-      const ring = (configIn(objects, 'origin') as { cluster: { origins: string[] } }).cluster.origins;
+      const ring = clusterUrls(install).origins;
       expect(ring.map((_, i) => self.replace('$(POD_NAME)', `krill-origin-${i}`))).toEqual(ring);
+      expect(ring[0]).toBe(`http://krill-origin-0.krill-origin.${install.namespace}.svc.${install.clusterDomain}:${install.ports.origin}`);
+      const listed = renderObjects({ ...install, membership: { mode: 'static', refreshMs: 10_000 } }).map((r) => r.object);
+      expect((configIn(listed, 'origin') as { cluster: { origins: string[] } }).cluster.origins).toEqual(ring);
       expect(env.map((e) => e.name).indexOf('POD_NAME')).toBeLessThan(env.map((e) => e.name).indexOf('KRILL_ORIGIN_ADVERTISE_URL'));
     }
   });

@@ -1,14 +1,20 @@
+import type { DnsMembersConfig } from '@krill/lib';
 import type { InstallConfig } from './install-config.js';
 
 /** The components `krill manifests` renders, in the order their objects are printed. */
 export const COMPONENTS = ['tracker', 'origin', 'build-index', 'proxy', 'node'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
-/** The static membership every component is given: each origin's and tracker's own URL, and the build-index's. */
+/**
+ * The membership every component is given: each origin's and tracker's own URL, and the
+ * build-index's; with `dns`, the origins and trackers are the SRV records of their headless
+ * Services instead, and `origins` and `trackers` are what they resolve to at the rendered scale.
+ */
 export interface ClusterUrls {
   origins: string[];
   trackers: string[];
   buildIndex: string[];
+  dns?: { origins: DnsMembersConfig; trackers: DnsMembersConfig };
 }
 
 /** Every object of a component is named `krill-<component>` (its pods `krill-origin-0`, ...). */
@@ -33,9 +39,20 @@ export function labels(install: InstallConfig, c?: Component): Record<string, st
   };
 }
 
-/** The stable DNS name of StatefulSet pod `i` behind its headless Service. */
+/** A Service's fully qualified name: `krill-origin.krill.svc.cluster.local`. */
+const serviceHost = (install: InstallConfig, c: Component) => `${objectName(c)}.${install.namespace}.svc.${install.clusterDomain}`;
+
+/**
+ * The stable DNS name of StatefulSet pod `i` behind its headless Service, fully qualified: the
+ * target of the Service's SRV records, so a static list and a DNS answer name a pod alike.
+ */
 function podHost(install: InstallConfig, c: Component, i: number): string {
-  return `${objectName(c)}-${i}.${objectName(c)}.${install.namespace}.svc`;
+  return `${objectName(c)}-${i}.${serviceHost(install, c)}`;
+}
+
+/** The SRV records of a headless Service's `http` port: one per pod, target its stable name. */
+function srvMembers(install: InstallConfig, c: Component): DnsMembersConfig {
+  return { name: `_http._tcp.${serviceHost(install, c)}`, records: 'SRV', scheme: 'http', refreshMs: install.membership.refreshMs };
 }
 
 /**
@@ -50,7 +67,8 @@ export function clusterUrls(install: InstallConfig): ClusterUrls {
   return {
     origins: each('origin', install.origin.replicas, install.ports.origin),
     trackers: each('tracker', install.tracker.replicas, install.ports.tracker),
-    buildIndex: [`http://${objectName('build-index')}.${install.namespace}.svc:${install.ports.buildIndex}`],
+    buildIndex: [`http://${serviceHost(install, 'build-index')}:${install.ports.buildIndex}`],
+    ...(install.membership.mode === 'dns' ? { dns: { origins: srvMembers(install, 'origin'), trackers: srvMembers(install, 'tracker') } } : {}),
   };
 }
 
@@ -59,5 +77,10 @@ export function clusterUrls(install: InstallConfig): ClusterUrls {
  * the pod's name by the kubelet's `$(POD_NAME)` expansion in the container's environment.
  */
 export function originSelfUrl(install: InstallConfig): string {
-  return `http://$(POD_NAME).${objectName('origin')}.${install.namespace}.svc:${install.ports.origin}`;
+  return `http://$(POD_NAME).${serviceHost(install, 'origin')}:${install.ports.origin}`;
+}
+
+/** The image every container runs: `repository:tag`, or `repository:tag@digest` when pinned. */
+export function imageRef(install: InstallConfig): string {
+  return `${install.image.repository}:${install.image.tag}${install.image.digest ? `@${install.image.digest}` : ''}`;
 }

@@ -53,7 +53,8 @@ describe('the node DaemonSet and `krill node`', () => {
   it('runs the node install watchdog beside it, the only privileged container, switching kubelet to krill\'s socket', () => {
     const { spec } = rendered();
     const watchdog = spec.containers.find((c) => c.name === 'node-install')!;
-    expect(watchdog.securityContext?.privileged).toBe(true);
+    // As root: the image's USER is 65532, and a privileged non-root process has no capabilities.
+    expect(watchdog.securityContext).toMatchObject({ privileged: true, runAsUser: 0, runAsNonRoot: false });
     expect(spec.hostPID).toBe(true);
     expect(watchdog.command).toEqual(expect.arrayContaining(['/opt/krill/install/node/krill-node-install.sh', '--watchdog', '--root', '/host', '--socket', nodeDefaults.cri.socket]));
     expect(spec.containers.filter((c) => c.securityContext?.privileged)).toHaveLength(1);

@@ -3,7 +3,7 @@ import type { IDaemonSet } from 'kubernetes-models/apps/v1';
 import type { IContainer, ISecurityContext } from 'kubernetes-models/v1';
 import { criSocketIn } from './component-configs.js';
 import type { InstallConfig } from './install-config.js';
-import { selectorLabels } from './names.js';
+import { imageRef, selectorLabels } from './names.js';
 import { krillContainer, meta, podMeta, podSpec, type Rendered } from './pod-parts.js';
 
 /**
@@ -59,7 +59,7 @@ export function nodeObjects(install: InstallConfig, digest: string): Rendered[] 
   const k = n.kubelet;
   const sidecars: IContainer[] = k.switch ? [{
     name: 'node-install',
-    image: `${install.image.repository}:${install.image.tag}`,
+    image: imageRef(install),
     imagePullPolicy: install.image.pullPolicy,
     command: [
       'bash', '/opt/krill/install/node/krill-node-install.sh', '--watchdog', '--root', '/host',
@@ -68,7 +68,8 @@ export function nodeObjects(install: InstallConfig, digest: string): Rendered[] 
       ...(k.containerdMirror ? ['--containerd-mirror', '--mirror-url', `http://127.0.0.1:${install.ports.agent}`] : []),
     ],
     env: [{ name: 'KRILL_CLI', value: 'krill' }],
-    securityContext: { privileged: true },
+    // The image's USER is 65532; a privileged container of a non-root user has no capabilities.
+    securityContext: { privileged: true, runAsUser: 0, runAsGroup: 0, runAsNonRoot: false },
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
     volumeMounts: [{ name: 'host-root', mountPath: '/host', mountPropagation: 'HostToContainer' }],
   }] : [];

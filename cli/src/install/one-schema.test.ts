@@ -23,6 +23,8 @@ function withoutPlacement(config: Config, devcluster: boolean): Config {
   delete c['uploadDir'];
   for (const key of ['cluster', 'origins']) if (c[key]) delete c[key][key === 'cluster' ? 'origins' : 'urls'];
   for (const key of ['trackers', 'buildIndex']) if (c[key]) delete c[key]['urls'];
+  // The cluster's origins and trackers come from DNS, the devcluster's from its list.
+  for (const key of ['cluster', 'origins', 'trackers']) if (c[key]) delete c[key]['dns'];
   if (c['store']) delete c['store']['dir'];
   if (c['cache']) delete c['cache']['dir'];
   for (const rule of c['backends'] ?? []) if (rule.fs) delete rule.fs.root;

@@ -8,7 +8,7 @@ import type {
 import { stringify } from 'yaml';
 import type { ComponentConfig } from './component-configs.js';
 import type { InstallConfig, Placement, Resources } from './install-config.js';
-import { CONFIG_DIR, configFile, labels, objectName, selectorLabels, type Component } from './names.js';
+import { CONFIG_DIR, configFile, imageRef, labels, objectName, selectorLabels, type Component } from './names.js';
 
 /** Object metadata, as kubernetes-models types it. */
 export type ObjectMeta = NonNullable<IConfigMap['metadata']>;
@@ -110,7 +110,7 @@ export interface ContainerOptions {
 export function krillContainer(install: InstallConfig, c: Component, o: ContainerOptions): IContainer {
   return {
     name: c,
-    image: `${install.image.repository}:${install.image.tag}`,
+    image: imageRef(install),
     imagePullPolicy: install.image.pullPolicy,
     command: ['krill', c, '--config', `${CONFIG_DIR}/${configFile(c)}`],
     ...(o.env && o.env.length > 0 ? { env: o.env } : {}),
