@@ -30,6 +30,8 @@ const BACKEND = values.backend === 'fs' ? 'fs' : 'none';
 const SIZE = Number(values['size-mib']) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const ORIGINS = Number(values.origins);
+/** KRILL_BENCH_PROF=DIR: the origins and proxies write V8 CPU profiles there (`--cpu-prof`). */
+const profiling = () => (process.env['KRILL_BENCH_PROF'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', process.env['KRILL_BENCH_PROF']] } : {});
 const dispatcher = new Agent({ headersTimeout: 600_000, bodyTimeout: 600_000 });
 
 /** The blob of run `run`: every run pushes new content, so neither side can skip storing it. */
@@ -100,14 +102,14 @@ async function startKrill(dir: string): Promise<{ url: string; redirectUrl: stri
   const originUrls = ports.slice(0, ORIGINS).map((p) => `http://127.0.0.1:${p}`);
   const procs: KrillProcess[] = [];
   for (let i = 0; i < ORIGINS; i++) {
-    procs.push(await startKrillProcess({ command: 'origin', name: `origin-${i}`, dir, config: {
+    procs.push(await startKrillProcess({ command: 'origin', name: `origin-${i}`, dir, ...profiling(), config: {
       listen: { port: ports[i] }, cluster: { origins: originUrls, replicas: Math.min(3, ORIGINS) }, store: { dir: join(dir, `origin-${i}`) },
       backends: BACKEND === 'fs' ? [{ namespace: '.*', fs: { root: join(dir, 'backend') } }] : [], logLevel: 'warn',
     } }));
   }
   const biPort = ports[ORIGINS]!;
   procs.push(await startKrillProcess({ command: 'build-index', name: 'build-index', dir, config: { listen: { port: biPort }, db: join(dir, 'tags.db'), origins: { urls: originUrls }, logLevel: 'warn' } }));
-  const proxy = (name: string, port: number, redirect: boolean) => startKrillProcess({ command: 'proxy', name, dir, config: {
+  const proxy = (name: string, port: number, redirect: boolean) => startKrillProcess({ command: 'proxy', name, dir, ...profiling(), config: {
     listen: { port }, origins: { urls: originUrls }, buildIndex: { urls: [`http://127.0.0.1:${biPort}`] }, uploadDir: join(dir, `uploads-${name}`),
     blobs: { redirect }, logLevel: 'warn',
   } });

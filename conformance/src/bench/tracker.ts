@@ -61,7 +61,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-tracker-'));
   const [port, unusedOrigin] = [await freePort(), await freePort()];
   // Announces never contact an origin (only /metainfo does), so the origin URL may be unused.
-  const tracker = await startKrillProcess({ command: 'tracker', name: 'tracker', dir: work, config: {
+  // KRILL_BENCH_PROF=DIR: the tracker writes a V8 CPU profile there (`--cpu-prof`).
+  const tracker = await startKrillProcess({ command: 'tracker', name: 'tracker', dir: work,
+    ...(process.env['KRILL_BENCH_PROF'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', process.env['KRILL_BENCH_PROF']] } : {}), config: {
     listen: { port }, origins: { urls: [`http://127.0.0.1:${unusedOrigin}`] }, logLevel: 'warn',
   } });
   let r: LoadResult;

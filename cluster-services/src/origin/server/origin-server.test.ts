@@ -34,6 +34,34 @@ describe('origin server', () => {
     expect(await metric(c.urls, /krill_origin_store_blobs\{[^}]*\} (\d+)/)).toBe(3);
   });
 
+  it('sends a blob of several buffers whole and by range, counts the GETs, and lets go of a blob whose reader went away', async () => {
+    const c = await cluster(1);
+    // Over three of the sender's 1 MiB buffers, and not a multiple of them.
+    const { b, d } = randomBlob(3 * 1024 * 1024 + 12_345);
+    await c.client.upload('team/app', d, bufferSource(b));
+    const whole = await fetch(`${c.urls[0]}/blobs/${d}`);
+    expect(whole.headers.get('content-length')).toBe(String(b.length));
+    expect(whole.headers.get('docker-content-digest')).toBe(d);
+    expect(Buffer.from(await whole.arrayBuffer()).equals(b)).toBe(true);
+    // A range that starts inside the first buffer and ends inside the last.
+    const part = await fetch(`${c.urls[0]}/blobs/${d}`, { headers: { range: `bytes=1000-${b.length - 7}` } });
+    expect(part.status).toBe(206);
+    expect(Buffer.from(await part.arrayBuffer()).equals(b.subarray(1000, b.length - 6))).toBe(true);
+    // The request metrics still see a GET whose body the sender wrote itself.
+    const gets = (await (await fetch(`${c.urls[0]}/metrics`)).text()).split('\n')
+      .filter((l) => l.startsWith('krill_http_requests_total{') && l.includes('method="GET"') && l.includes('route="/blobs/:digest"'));
+    expect(gets.find((l) => l.includes('status="200"'))).toMatch(/ 1$/);
+    expect(gets.find((l) => l.includes('status="206"'))).toMatch(/ 1$/);
+    // A reader that stops after the first bytes: the hold ends with the connection, so the blob
+    // can be deleted (a held blob is refused with ERR_BLOB_HELD).
+    const abort = new AbortController();
+    const reader = (await fetch(`${c.urls[0]}/blobs/${d}`, { signal: abort.signal })).body!.getReader();
+    await reader.read();
+    abort.abort();
+    await eventually(async () => (await fetch(`${c.urls[0]}/blobs/${d}`, { method: 'DELETE' })).status === 204);
+    expect(await headStatus(c.urls[0]!, d)).toBe(404);
+  });
+
   it('fetches a blob missing from every origin from the backend once for concurrent readers', async () => {
     const c = await cluster(2);
     const { b, d } = randomBlob(2 * 1024 * 1024);

@@ -8,6 +8,7 @@ import type { BlobStore } from '../store/blob-store.js';
 import type { WritebackQueue } from '../writeback/writeback-queue.js';
 import type { OriginSeeder } from '../seeder/seeder.js';
 import type { MissFetcher } from './fetch-on-miss.js';
+import { sendFileRange } from './send-file.js';
 
 export interface OriginRouteDeps {
   store: BlobStore;
@@ -68,14 +69,22 @@ export function registerOriginRoutes(app: FastifyInstance, d: OriginRouteDeps): 
     if (!local && ns !== undefined) await d.fetcher.ensure(ns, digest);
     const { size } = await d.store.stat(digest);
     const range = parseRange(req.headers.range, size);
-    const body: Readable = await d.store.open(digest, range);
-    reply.header('docker-content-digest', digest).header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream');
-    if (range) {
-      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
-    } else {
-      reply.code(200).header('content-length', size);
+    // Held, not opened as a stream: the file is sent from reused buffers (send-file.ts), and
+    // neither eviction nor a delete takes it mid-transfer.
+    const hold = await d.store.hold(digest);
+    const headers: Record<string, string | number> = {
+      'docker-content-digest': digest, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream',
+      'content-length': range ? range.end - range.start + 1 : size,
+      ...(range ? { 'content-range': `bytes ${range.start}-${range.end}/${size}` } : {}),
+    };
+    reply.hijack();
+    try {
+      reply.raw.writeHead(range ? 206 : 200, headers);
+      if (size > 0) await sendFileRange(reply.raw, hold.path, range?.start ?? 0, range?.end ?? size - 1);
+      else reply.raw.end();
+    } finally {
+      hold.release();
     }
-    return reply.send(body);
   }
 
   app.head('/blobs/:digest', (req, reply) => serveBlob(req, reply, true));

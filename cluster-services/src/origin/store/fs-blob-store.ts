@@ -149,7 +149,7 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
     async hold(digest) {
       if (!index.has(digest)) throw notFound(digest);
       index.hold(digest);
-      index.touch(digest);
+      if (index.touch(digest)) void utimes(layout.data(digest), new Date(), new Date()).catch(() => undefined);
       let held = true;
       return {
         path: layout.data(digest),
