@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
+import { connectAnnounceStream, type AnnounceConnection } from '@krill/cluster-services';
+import { silentLogger, type Digest } from '@krill/lib';
 import { cpuSeconds, ownCpuSeconds } from './cpu.js';
 
 /**
@@ -11,6 +13,8 @@ import { cpuSeconds, ownCpuSeconds } from './cpu.js';
  */
 export interface LoadSettings {
   url: string;
+  /** `POST /announce` over keep-alive HTTP, or the announce stream (binary frames on upgraded connections). */
+  transport: 'http' | 'stream';
   /** The tracker's pid, whose CPU time is read from /proc at the measured phase's bounds. */
   trackerPid: number;
   peers: number;
@@ -47,6 +51,7 @@ interface Peer {
   complete: boolean;
   /** The announce's JSON body, built once: the load process should spend its core on requests. */
   body: string;
+  announce: { digest: Digest; namespace: string; peerId: string; ip: string; port: number; complete: boolean; origin: boolean };
 }
 
 /**
@@ -61,8 +66,8 @@ function makePeers(s: LoadSettings): Peer[] {
     const origin = i < s.blobs;
     const complete = origin || i % s.completeEvery === 0;
     const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    const body = JSON.stringify({ digest, namespace: 'bench/app', peerId: id, ip, port: 16_000 + (i % 1000), complete, origin });
-    return { id, digest, complete, body };
+    const announce = { digest: digest as Digest, namespace: 'bench/app', peerId: id, ip, port: 16_000 + (i % 1000), complete, origin };
+    return { id, digest, complete, body: JSON.stringify(announce), announce };
   });
 }
 
@@ -82,6 +87,9 @@ function check(p: Peer, text: string): string | undefined {
 async function run(s: LoadSettings, send: (r: LoadResult) => void): Promise<void> {
   const peers = makePeers(s);
   const pool = new Pool(s.url, { connections: s.connections, pipelining: s.pipelining, keepAliveTimeout: 60_000 });
+  const streams: AnnounceConnection[] = s.transport === 'stream'
+    ? Array.from({ length: s.connections }, () => connectAnnounceStream(s.url, { timeoutMs: 10_000, logger: silentLogger() }))
+    : [];
   const headers = { 'content-type': 'application/json' };
   let next = 0;
   let measuring = false;
@@ -98,6 +106,7 @@ async function run(s: LoadSettings, send: (r: LoadResult) => void): Promise<void
 
   async function announce(n: number): Promise<void> {
     const p = peers[n % peers.length]!;
+    if (streams.length > 0) return announceStream(n, p);
     try {
       const res = await pool.request({ path: '/announce', method: 'POST', headers, body: p.body });
       const text = await res.body.text();
@@ -107,6 +116,22 @@ async function run(s: LoadSettings, send: (r: LoadResult) => void): Promise<void
       if (bad) return fail(bad);
       if (!p.complete) {
         handedOut += (JSON.parse(text) as { peers: unknown[] }).peers.length;
+        checked++;
+      }
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
+
+  async function announceStream(n: number, p: Peer): Promise<void> {
+    try {
+      const r = await streams[n % streams.length]!.announce(p.announce);
+      // Only checked answers are decoded (their peers are decoded when first read).
+      if (n % CHECK_EVERY !== 0) return;
+      if (p.complete && r.peers.length > 0) return fail('a seeder was handed peers');
+      if (r.peers.some((x) => x.peerId === p.id)) return fail('a peer was handed itself');
+      if (!p.complete) {
+        handedOut += r.peers.length;
         checked++;
       }
     } catch (err) {
@@ -139,6 +164,7 @@ async function run(s: LoadSettings, send: (r: LoadResult) => void): Promise<void
   const tracker1 = cpuSeconds(s.trackerPid);
   const own1 = ownCpuSeconds();
   await pool.close();
+  for (const c of streams) c.close();
   const sorted = latencies.subarray(0, announces).sort();
   const pct = (q: number) => (announces === 0 ? 0 : sorted[Math.min(announces - 1, Math.floor(q * announces))]!);
   send({

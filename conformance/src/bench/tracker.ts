@@ -19,6 +19,7 @@ import type { LoadResult, LoadSettings } from './tracker-load.js';
 const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '12' }, 'warmup-seconds': { type: 'string', default: '3' },
   peers: { type: 'string', default: '20000' }, blobs: { type: 'string', default: '100' },
+  transport: { type: 'string', default: 'both' },
   connections: { type: 'string', default: '32' }, pipelining: { type: 'string', default: '4' }, 'in-flight': { type: 'string', default: '128' },
 } });
 // The load defaults measured best here (against 8 or 16 connections and pipelining up to 32):
@@ -56,6 +57,13 @@ function runLoad(settings: LoadSettings): Promise<LoadResult> {
 }
 
 async function main(): Promise<void> {
+  const transports: Array<LoadSettings['transport']> = values.transport === 'both' ? ['http', 'stream'] : [values.transport as LoadSettings['transport']];
+  if (!transports.every((t) => t === 'http' || t === 'stream')) throw new Error(`--transport ${values.transport}: expected http, stream or both`);
+  for (const transport of transports) await measure(transport);
+}
+
+/** One tracker process of its own, loaded over `transport`; prints the figures. */
+async function measure(transport: LoadSettings['transport']): Promise<void> {
   const peers = Number(values.peers);
   const blobs = Number(values.blobs);
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-tracker-'));
@@ -67,16 +75,19 @@ async function main(): Promise<void> {
     listen: { port }, origins: { urls: [`http://127.0.0.1:${unusedOrigin}`] }, logLevel: 'warn',
   } });
   let r: LoadResult;
+  const settings: LoadSettings = {
+    url: tracker.url, transport, trackerPid: tracker.child.pid!, peers, blobs,
+    // One in ten finished and seeding: a pull in full swing, most peers still downloading.
+    completeEvery: 10,
+    connections: Number(values.connections), pipelining: Number(values.pipelining), inFlight: Number(values['in-flight']),
+    warmupMs: Number(values['warmup-seconds']) * 1000, measureMs: Number(values.seconds) * 1000, maxAnnounces: MAX_ANNOUNCES,
+  };
+  const how = transport === 'http'
+    ? `POST /announce over ${settings.connections} keep-alive connections (pipelining ${settings.pipelining})`
+    : `the announce stream over ${settings.connections} connections`;
   try {
-    const settings: LoadSettings = {
-      url: tracker.url, trackerPid: tracker.child.pid!, peers, blobs,
-      // One in ten finished and seeding: a pull in full swing, most peers still downloading.
-      completeEvery: 10,
-      connections: Number(values.connections), pipelining: Number(values.pipelining), inFlight: Number(values['in-flight']),
-      warmupMs: Number(values['warmup-seconds']) * 1000, measureMs: Number(values.seconds) * 1000, maxAnnounces: MAX_ANNOUNCES,
-    };
-    process.stdout.write(`bench:tracker: ${peers} peers over ${blobs} blobs (1 in ${settings.completeEvery} complete, one origin each), `
-      + `${settings.inFlight} announces in flight over ${settings.connections} connections (pipelining ${settings.pipelining}), `
+    process.stdout.write(`bench:tracker [${transport}]: ${peers} peers over ${blobs} blobs (1 in ${settings.completeEvery} complete, one origin each), `
+      + `${settings.inFlight} announces in flight, ${how}, `
       + `${settings.warmupMs / 1000} s warm-up, ${settings.measureMs / 1000} s measured\n`);
     r = await runLoad(settings);
   } finally {
@@ -84,17 +95,17 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
   const rate = r.announces / (r.wallMs / 1000);
-  process.stdout.write(`announces/s ${rate.toFixed(0)} (target >= ${TARGET}/s: ${rate >= TARGET ? 'met' : 'NOT met'}), `
+  process.stdout.write(`  announces/s ${rate.toFixed(0)} (target >= ${TARGET}/s: ${rate >= TARGET ? 'met' : 'NOT met'}), `
     + `${r.announces} announces in ${(r.wallMs / 1000).toFixed(1)} s\n`);
-  process.stdout.write(`latency p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; peers handed to a downloader ${r.meanHandout.toFixed(1)} on average; errors ${r.errors}\n`);
+  process.stdout.write(`  latency p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms; peers handed to a downloader ${r.meanHandout.toFixed(1)} on average; errors ${r.errors}\n`);
   // Cores busy on average (CPU seconds / wall seconds): the process near 1.0 was the limit.
   // CPU per announce says what one core of the tracker would sustain even when the machine is
   // shared and the tracker got less than a core.
   const usPerAnnounce = (r.trackerCores * r.wallMs * 1000) / r.announces;
-  process.stdout.write(`cores busy: tracker ${r.trackerCores.toFixed(2)}, load ${r.loadCores.toFixed(2)}; `
+  process.stdout.write(`  cores busy: tracker ${r.trackerCores.toFixed(2)}, load ${r.loadCores.toFixed(2)}; `
     + `tracker CPU ${usPerAnnounce.toFixed(0)} µs per announce (${(1e6 / usPerAnnounce).toFixed(0)}/s a full core)\n`);
   if (r.errors > 0) {
-    process.stderr.write(`bench:tracker: ${r.errors} announces failed, e.g.:\n${r.errorSamples.map((e) => `  ${e}\n`).join('')}`);
+    process.stderr.write(`bench:tracker [${transport}]: ${r.errors} announces failed, e.g.:\n${r.errorSamples.map((e) => `  ${e}\n`).join('')}`);
     process.exitCode = 1;
   }
 }

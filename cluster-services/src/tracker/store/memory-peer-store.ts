@@ -1,8 +1,11 @@
 import type { Digest } from '@krill/lib';
 import type { PeerInfo, PeerStore } from './peer-store.js';
+import { WireArena } from './peer-wire.js';
 
 interface Entry {
   info: Readonly<PeerInfo>;
+  /** Where the peer's 27 announce-stream bytes are in the store's WireArena (peer-wire.ts). */
+  wire: number;
   expires: number;
   /** Which of the swarm's two arrays holds the entry, and where, so it can leave in O(1). */
   seeder: boolean;
@@ -15,6 +18,9 @@ interface Entry {
  * front and pruning costs only what it removes. The two arrays hold the same entries for
  * sampling without walking the swarm.
  */
+const infoOf = (e: Entry) => e.info;
+const wireOf = (e: Entry) => e.wire;
+
 interface Swarm {
   byId: Map<string, Entry>;
   seeders: Entry[];
@@ -30,10 +36,12 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
   const random = o.random ?? Math.random;
   const swarms = new Map<Digest, Swarm>();
   let peers = 0;
+  const arena = new WireArena();
   // Swarms that nobody announces to any more are emptied by a sweep of all swarms once a TTL.
   let lastSweep = now();
 
   function remove(s: Swarm, e: Entry): void {
+    arena.release(e.wire);
     const arr = e.seeder ? s.seeders : s.leechers;
     const last = arr.pop()!;
     if (last !== e) {
@@ -64,7 +72,7 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
    * Fisher-Yates shuffle of `perm`), skipping `caller` and any entry expired at `t` (possible
    * only if the clock went backwards).
    */
-  function sample(arr: Entry[], want: number, caller: Entry | undefined, t: number, out: PeerInfo[]): void {
+  function sample<T>(arr: Entry[], want: number, caller: Entry | undefined, t: number, out: T[], take: (e: Entry) => T): void {
     const n = arr.length;
     if (perm.length < n) {
       perm = new Int32Array(Math.max(n, 2 * perm.length));
@@ -80,7 +88,7 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
       perm[i] = pick;
       from[i] = j;
       const e = arr[pick]!;
-      if (e !== caller && e.expires > t) out.push(e.info);
+      if (e !== caller && e.expires > t) out.push(take(e));
     }
     while (i-- > 0) {
       const j = from[i]!;
@@ -88,6 +96,18 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
       perm[i] = perm[j]!;
       perm[j] = x;
     }
+  }
+
+  function handout<T>(digest: Digest, except: string, limit: number, take: (e: Entry) => T): T[] {
+    const s = swarms.get(digest);
+    if (!s) return [];
+    const t = now();
+    prune(digest, s, t);
+    const out: T[] = [];
+    const caller = s.byId.get(except);
+    sample(s.seeders, limit, caller, t, out, take);
+    sample(s.leechers, limit - out.length, caller, t, out, take);
+    return out;
   }
 
   return {
@@ -110,6 +130,7 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
           e = undefined;
         } else {
           e.info = info;
+          arena.write(info, e.wire);
           e.expires = t + o.ttlMs;
         }
       } else {
@@ -117,22 +138,13 @@ export function createPeerStore(o: { ttlMs: number; now?: () => number; random?:
       }
       if (!e) {
         const arr = seeder ? s.seeders : s.leechers;
-        e = { info, expires: t + o.ttlMs, seeder, slot: arr.length };
+        e = { info, wire: arena.alloc(info), expires: t + o.ttlMs, seeder, slot: arr.length };
         arr.push(e);
       }
       s.byId.set(peer.peerId, e);
     },
-    handout(digest, except, limit) {
-      const s = swarms.get(digest);
-      if (!s) return [];
-      const t = now();
-      prune(digest, s, t);
-      const out: PeerInfo[] = [];
-      const caller = s.byId.get(except);
-      sample(s.seeders, limit, caller, t, out);
-      sample(s.leechers, limit - out.length, caller, t, out);
-      return out;
-    },
+    handout: (digest, except, limit) => handout(digest, except, limit, infoOf),
+    handoutWire: (digest, except, limit) => ({ bytes: arena.bytes, offsets: handout(digest, except, limit, wireOf) }),
     size() {
       const t = now();
       for (const [d, s] of swarms) prune(d, s, t);

@@ -1,5 +1,11 @@
 import type { Digest } from '@krill/lib';
 
+/** Peers as announce-stream bytes: 27 at each offset. */
+export interface WireHandout {
+  bytes: Uint8Array;
+  offsets: number[];
+}
+
 /** One peer of a blob's swarm as the tracker knows it. */
 export interface PeerInfo {
   /** 20-byte peer id, hex. */
@@ -29,6 +35,11 @@ export interface PeerStore {
    * next announce replaces its object rather than changing it.
    */
   handout(digest: Digest, except: string, limit: number): PeerInfo[];
+  /**
+   * The same handout as each peer's 27 bytes in the announce stream (peer-wire.ts): at each of
+   * `offsets` in `bytes`, valid until the next upsert.
+   */
+  handoutWire(digest: Digest, except: string, limit: number): WireHandout;
   /** Blobs and peers tracked, for metrics; expired peers are dropped first, so they do not count. */
   size(): { blobs: number; peers: number };
 }
