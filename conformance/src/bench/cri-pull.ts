@@ -82,9 +82,10 @@ async function main(): Promise<void> {
             const port = await freePort();
             socket = join(dir, 'krill-cri.sock');
             ref = `${KRILL_HOST}/bench/app:v1`;
-            // BENCH_NODE_PROF=<dir>: a V8 CPU profile of the node daemon per run, for finding its costs.
+            // BENCH_NODE_PROF=<dir>: a V8 CPU profile of the node daemon per run, for finding its costs;
+            // BENCH_NODE_ARGS: more node flags for it (e.g. --trace-gc).
             const prof = process.env['BENCH_NODE_PROF'];
-            node = await startKrillProcess({ command: 'node', name: 'node', dir, ...(prof ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${prof}`] } : {}), config: {
+            node = await startKrillProcess({ command: 'node', name: 'node', dir, nodeArgs: [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])], config: {
               listen: { port }, peer: { port: await freePort() }, trackers: { urls: [krill.trackerUrl] }, origins: { urls: [krill.originUrl], replicas: 1 },
               buildIndex: { urls: [krill.buildIndexUrl] }, cache: { dir: join(dir, 'cache') }, logLevel: process.env.BENCH_NODE_LOG ?? 'warn',
               cri: { socket, containerd: { socket: containerd.socket }, registries: [{ host: KRILL_HOST, mode: 'krill' }] },

@@ -167,8 +167,10 @@ export class PieceFile extends EventEmitter {
   /** Reads a present piece. */
   async read(index: number): Promise<Buffer> {
     if (!this.has(index)) throw new KrillError('NotFound', 'ERR_PIECE_MISSING', `piece ${index} of ${this.metainfo.digest} is not here yet`);
-    const out = Buffer.alloc(this.pieceSize(index));
-    await this.data.read(out, 0, out.length, index * this.metainfo.pieceLength);
+    // Unzeroed: every byte is read over. Zeroing 4 MiB a piece was a measurable share of a pull.
+    const out = Buffer.allocUnsafe(this.pieceSize(index));
+    const { bytesRead } = await this.data.read(out, 0, out.length, index * this.metainfo.pieceLength);
+    if (bytesRead !== out.length) throw new KrillError('Internal', 'ERR_PIECE_SHORT', `piece ${index} of ${this.metainfo.digest}: read ${bytesRead} of ${out.length} bytes`);
     return out;
   }
 
