@@ -3,9 +3,8 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelOptions, cri, unixTarget } from '@krill/proto';
+import { serveImageFsInfo } from './harness/image-fs-info.js';
 import { freePort } from './harness/krill-process.js';
 
 /**
@@ -166,13 +165,7 @@ describe('image layout', () => {
 
   it('krill cri imagefsinfo (what the node install script checks) answers from the layout', async () => {
     const socket = join(work, 'cri.sock');
-    const server = new Server(channelOptions);
-    server.addService(cri().ImageService.service, {
-      ImageFsInfo: (_call: unknown, done: (err: null, res: object) => void) => done(null, {
-        imageFilesystems: [{ timestamp: Date.now() * 1e6, fsId: { mountpoint: '/var/lib/containerd' }, usedBytes: { value: 1 }, inodesUsed: { value: 1 } }],
-      }),
-    } as never);
-    await new Promise<void>((resolve, reject) => server.bindAsync(unixTarget(socket), ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    const server = await serveImageFsInfo(socket, '/var/lib/containerd');
     try {
       const ok = await krill(['cri', '--socket', socket, 'imagefsinfo']);
       expect(ok.code, ok.err).toBe(0);

@@ -3,9 +3,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Server } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channelOptions, cri, unixTarget } from '@krill/proto';
+import { serveImageFsInfo } from './harness/image-fs-info.js';
 import { KRILL_BIN } from './harness/krill-process.js';
 
 /**
@@ -112,17 +112,6 @@ async function fakeNode(name: string, o: { kubelet?: string; configPath?: boolea
   return node;
 }
 
-/** A real CRI ImageService on a unix socket that answers ImageFsInfo as containerd would. */
-async function serveImageFsInfo(socket: string): Promise<Server> {
-  const server = new Server(channelOptions);
-  server.addService(cri().ImageService.service, {
-    ImageFsInfo: (_call: unknown, done: (err: null, res: object) => void) => done(null, {
-      imageFilesystems: [{ timestamp: Date.now() * 1e6, fsId: { mountpoint: '/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs' }, usedBytes: { value: 1 }, inodesUsed: { value: 1 } }],
-    }),
-  } as never);
-  await new Promise<void>((resolve, reject) => server.bindAsync(unixTarget(socket), ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
-  return server;
-}
 
 function script(node: FakeNode, args: string[]): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
