@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import { connectAnnounceStream, type AnnounceConnection } from '@krill/cluster-services';
-import { silentLogger, type Digest } from '@krill/lib';
+import type { Digest } from '@krill/lib';
 import { cpuSeconds, ownCpuSeconds } from './cpu.js';
 
 /**
@@ -88,7 +88,7 @@ async function run(s: LoadSettings, send: (r: LoadResult) => void): Promise<void
   const peers = makePeers(s);
   const pool = new Pool(s.url, { connections: s.connections, pipelining: s.pipelining, keepAliveTimeout: 60_000 });
   const streams: AnnounceConnection[] = s.transport === 'stream'
-    ? Array.from({ length: s.connections }, () => connectAnnounceStream(s.url, { timeoutMs: 10_000, logger: silentLogger() }))
+    ? Array.from({ length: s.connections }, () => connectAnnounceStream(s.url, { timeoutMs: 10_000 }))
     : [];
   const headers = { 'content-type': 'application/json' };
   let next = 0;

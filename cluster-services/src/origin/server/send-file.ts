@@ -23,7 +23,7 @@ const give = (b: Buffer) => {
 
 export async function sendFileRange(res: ServerResponse, path: string, start: number, end: number): Promise<void> {
   const file = await open(path, 'r');
-  let free: Array<() => void> = [];
+  const free: Array<() => void> = [];
   let inFlight = 0;
   let failed: Error | undefined;
   const onGone = () => {
@@ -62,7 +62,6 @@ export async function sendFileRange(res: ServerResponse, path: string, start: nu
     res.destroy(err as Error);
   } finally {
     res.off('close', onGone);
-    free = [];
     await file.close();
   }
 }

@@ -19,7 +19,7 @@ export function createTrackerClient(o: { urls: readonly string[] | Membership; l
   const httpOnly = new Set<string>();
   const stream = (base: string) => {
     let c = streams.get(base);
-    if (!c || c.closed) streams.set(base, (c = connectAnnounceStream(base, { timeoutMs, logger: o.logger })));
+    if (!c || c.closed) streams.set(base, (c = connectAnnounceStream(base, { timeoutMs })));
     return c;
   };
   const rings = createLiveRing({ membership: toMembership(o.urls, 'trackers', o.logger), replicas: 1, code: 'ERR_TRACKER_UNAVAILABLE' });

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { InvalidArgumentError, UnavailableError, type Logger } from '@krill/lib';
+import { InvalidArgumentError, UnavailableError } from '@krill/lib';
 import type { PeerInfo } from '../store/peer-store.js';
 import {
   FrameType, STREAM_PATH, UPGRADE_PROTOCOL, createFrameReader, decodeError, decodePeers, encodeAnnounce, type AnnounceFrame,
@@ -28,7 +28,7 @@ const MAX_HEAD = 8192;
  * `timeoutMs`, or the connection breaking, fails every announce on it with Unavailable (the
  * caller tries the next tracker) and closes it; an announce refused fails with InvalidArgument.
  */
-export function connectAnnounceStream(base: string, o: { timeoutMs: number; logger: Logger }): AnnounceConnection {
+export function connectAnnounceStream(base: string, o: { timeoutMs: number }): AnnounceConnection {
   const url = new URL(base);
   const pending = new Map<number, Pending>();
   let nextId = 1;

@@ -70,7 +70,7 @@ describe('announce stream frames', () => {
 describe('announce stream', () => {
   it('answers as POST /announce does: peers, seeders first, never the caller, and a refused announce', async () => {
     const t = await tracker();
-    const c = connectAnnounceStream(t.url, { timeoutMs: 5000, logger });
+    const c = connectAnnounceStream(t.url, { timeoutMs: 5000 });
     closers.push(() => c.close());
     await c.announce({ ...announceOf(1, true) });
     const [r2, r3] = await Promise.all([c.announce(announceOf(2)), c.announce(announceOf(3))]);
@@ -99,7 +99,7 @@ describe('announce stream', () => {
     await closed;
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
     expect(metrics).toMatch(/^krill_tracker_stream_violations_total\{[^}]*\} 1$/m);
-    const c = connectAnnounceStream(t.url, { timeoutMs: 5000, logger });
+    const c = connectAnnounceStream(t.url, { timeoutMs: 5000 });
     closers.push(() => c.close());
     expect((await c.announce(announceOf(1))).peers).toEqual([]);
     // A wrong upgrade is refused with a 400 that says what is served.
