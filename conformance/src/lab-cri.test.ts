@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, type BuiltImage } from './fixtures/oci-image.js';
 import { startContainerd, type Containerd } from './harness/containerd.js';
 import { createCriClient } from './harness/cri-client.js';
-import { KRILL_BIN } from './harness/krill-process.js';
+import { KRILL_ARGV } from './harness/krill-process.js';
 import { copy } from './harness/skopeo.js';
 import { createLab, type Lab, type LabHost, type LabProcess } from './lab/index.js';
 
@@ -24,7 +24,7 @@ const containerds: Containerd[] = [];
 async function service(host: LabHost, command: string, name: string, config: Record<string, unknown>): Promise<LabProcess> {
   const file = join(work, `${name}.yaml`);
   writeFileSync(file, JSON.stringify(config));
-  const p = host.spawn(process.execPath, [KRILL_BIN, command, '--config', file], { logFile: join(work, `${name}.log`) });
+  const p = host.spawn(process.execPath, [...KRILL_ARGV, command, '--config', file], { logFile: join(work, `${name}.log`) });
   procs.push(p);
   await p.waitForLine(new RegExp(`"msg":"${command} listening"`), { timeoutMs: 30_000 });
   return p;

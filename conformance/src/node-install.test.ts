@@ -121,18 +121,27 @@ function script(node: FakeNode, args: string[]): Promise<{ code: number; out: st
   });
 }
 
-/** Every file under the root but run/ (the socket and the lock), with its mode and content. */
+/**
+ * Every file under the root but run/ (the socket and the lock), with its mode and content. A
+ * file the script renames or removes between the listing and the read (its temporary files) is
+ * left out; the caller polls until the tree is as expected.
+ */
 function snapshot(root: string): Record<string, string> {
   const out: Record<string, string> = {};
+  const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
   const walk = (rel: string) => {
     for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
       const p = rel ? `${rel}/${e.name}` : e.name;
       if (p === 'run') continue;
-      if (e.isDirectory()) {
-        out[`${p}/`] = (statSync(join(root, p)).mode & 0o7777).toString(8);
-        walk(p);
-      } else {
-        out[p] = `${(statSync(join(root, p)).mode & 0o7777).toString(8)} ${readFileSync(join(root, p), 'base64')}`;
+      try {
+        if (e.isDirectory()) {
+          out[`${p}/`] = (statSync(join(root, p)).mode & 0o7777).toString(8);
+          walk(p);
+        } else {
+          out[p] = `${(statSync(join(root, p)).mode & 0o7777).toString(8)} ${readFileSync(join(root, p), 'base64')}`;
+        }
+      } catch (err) {
+        if (!gone(err)) throw err;
       }
     }
   };

@@ -12,3 +12,4 @@ export * from './wire/index.js';
 export * from './p2p/index.js';
 export * from './membership.js';
 export * from './testing/dns-server.js';
+export * from './launcher-args.js';

@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { launcherNodeArgs } from '@krill/lib';
 import { availableContainerds, startContainerd, type Containerd } from '@krill/conformance';
 import { UsageError, type Command } from '../command.js';
 import { agentConfig, buildIndexConfig, nodeConfig, originConfig, proxyConfig, trackerConfig } from '../install/component-configs.js';
@@ -11,6 +12,8 @@ import type { ClusterUrls } from '../install/names.js';
 import { readInstallConfig } from '../install/read-install-config.js';
 
 const KRILL_BIN = fileURLToPath(new URL('../../bin/krill.js', import.meta.url));
+/** Components run with the launcher's own Node flags, as the `krill` command would run them. */
+const KRILL_ARGV = [...launcherNodeArgs(KRILL_BIN), KRILL_BIN];
 /** How long a component may take to answer /ready; an origin opens its store and database first. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -119,7 +122,7 @@ export const devclusterCommand: Command = {
         // JSON is valid YAML, so no serializer is needed for the generated files.
         writeFileSync(configFile, JSON.stringify(c.config, null, 2));
         const log = createWriteStream(join(dir, 'logs', `${c.name}.log`), { flags: 'a' });
-        const child = spawn(process.execPath, [KRILL_BIN, c.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: io.env });
+        const child = spawn(process.execPath, [...KRILL_ARGV, c.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: io.env });
         child.stdout?.pipe(log);
         child.stderr?.pipe(log);
         child.once('exit', (code, sig) => resolveDied(`${c.name} exited (${sig ?? `code ${code}`}); see ${join(dir, 'logs', `${c.name}.log`)}`));

@@ -42,6 +42,13 @@ function row(name: string, r: SwarmRunResult): string {
   ].join(' | ');
 }
 
+/** Where the cores' time went: user space (krill), kernel, softirq (the network stack and tc). */
+function cpuRow(r: SwarmRunResult): string {
+  const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+  const { user, system, softirq } = r.cpuSplit;
+  return `        cpu split: user ${pct(user)}, system ${pct(system)}, softirq ${pct(softirq)} | cpu seconds: agents ${r.processCpu.agentsUser.toFixed(1)} user + ${r.processCpu.agentsSystem.toFixed(1)} system, origin ${r.processCpu.origin.toFixed(1)}`;
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-swarm-'));
   process.stdout.write(`bench:swarm: ${hosts} agent hosts + 1 origin host, ${sizeMB} MB blob, ${cap} MB/s caps${latencyMs ? `, ${latencyMs} ms latency` : ''}; ideal ${ideal.toFixed(1)} s\n`);
@@ -51,10 +58,11 @@ async function main(): Promise<void> {
     const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill' });
     process.stdout.write(`${row('krill', krill)}\n`);
     const bySource = krill.summary.bytesBySource;
+    process.stdout.write(`${cpuRow(krill)}\n`);
     process.stdout.write(`        bytes received: peers ${((bySource['peers'] ?? 0) / 1e6).toFixed(0)} MB, origins ${((bySource['origins'] ?? 0) / 1e6).toFixed(0)} MB, origins over HTTP ${((bySource['originHttp'] ?? 0) / 1e6).toFixed(0)} MB\n`);
     if (!values['skip-direct']) {
       const direct = await runSwarm({ ...base, dir: join(work, 'direct'), mode: 'direct' });
-      process.stdout.write(`${row('direct', direct)}\n`);
+      process.stdout.write(`${row('direct', direct)}\n${cpuRow(direct)}\n`);
     }
     if (krill.summary.failed > 0 || krill.verified !== krill.summary.completed) process.exitCode = 1;
   } finally {

@@ -3,9 +3,12 @@ import { createWriteStream, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launcherNodeArgs } from '@krill/lib';
 
 /** The built `krill` launcher; tests that spawn components need `npx tsc -b` first (npm test does it). */
 export const KRILL_BIN = fileURLToPath(new URL('../../../cli/bin/krill.js', import.meta.url));
+/** The arguments after `node` that start krill as its launcher does: the flags on its `#!` line, then the launcher. */
+export const KRILL_ARGV = [...launcherNodeArgs(KRILL_BIN), KRILL_BIN];
 
 export interface KrillProcess {
   url: string;
@@ -43,7 +46,7 @@ export async function startKrillProcess(o: { command: string; name: string; dir:
   writeFileSync(configFile, JSON.stringify(o.config, null, 2));
   const logFile = join(o.dir, `${o.name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), KRILL_BIN, o.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), ...KRILL_ARGV, o.command, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? String(code))));

@@ -6,7 +6,8 @@ import { request } from 'undici';
 import { createFsBackend } from '@krill/cluster-services';
 import { PieceHasher, pieceLengthFor, silentLogger, type Digest } from '@krill/lib';
 import { createLab, createRunRecorder, type Lab, type LabHost, type LabProcess, type RunSummary } from '../lab/index.js';
-import { KRILL_BIN } from './krill-process.js';
+import { cpuSeconds, cpuTimes } from '../bench/cpu.js';
+import { KRILL_ARGV } from './krill-process.js';
 
 /** Fixed ports on every lab host: each host has its own address, so they never collide. */
 const PORT = { origin: 15002, originPeer: 15001, tracker: 15003, agent: 15005, agentPeer: 15006 } as const;
@@ -35,6 +36,10 @@ export interface SwarmRunResult {
   peakRss: number[];
   /** Share of all cores busy during the run (0..1). */
   cpuBusy: number;
+  /** The same share split by where the time went (user space, kernel, softirq: the network stack and shaping). */
+  cpuSplit: { user: number; system: number; softirq: number };
+  /** CPU seconds the agent processes (all together, user and kernel) and the origin used during the run. */
+  processCpu: { agentsUser: number; agentsSystem: number; origin: number };
   /** The digest of the blob every host fetched. */
   digest: Digest;
   /** Whole-blob SHA-256 of every host's copy that completed (krill mode: the agent's cache file). */
@@ -56,7 +61,7 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
     const originHost = lab.host('origin');
     const originUrl = `http://${originHost.ip}:${PORT.origin}`;
     const trackerUrl = `http://${originHost.ip}:${PORT.tracker}`;
-    await Promise.all([
+    const [origin] = await Promise.all([
       service(o.dir, originHost, 'origin', {
         listen: { host: originHost.ip, port: PORT.origin }, peer: { host: originHost.ip, port: PORT.originPeer, egressMBps: pacedMBps(o.capMBps) },
         cluster: { origins: [originUrl], replicas: 1 }, store: { dir: join(o.dir, 'origin-store') }, trackers: { urls: [trackerUrl] },
@@ -67,12 +72,19 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
     const agentHosts = lab.hosts.filter((h) => h.name !== 'origin');
     const before = await originHost.counters();
     const cpu0 = cpuTicks();
+    const origin0 = cpuSeconds(origin.pid);
     const run = o.mode === 'krill'
       ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest })
       : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest);
     const cpu1 = cpuTicks();
     const after = await originHost.counters();
-    return { ...run, originSent: after.sent - before.sent, cpuBusy: (cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total), digest };
+    const total = Math.max(1, cpu1.total - cpu0.total);
+    const share = (k: 'busy' | 'user' | 'system' | 'softirq') => (cpu1[k] - cpu0[k]) / total;
+    return {
+      ...run, originSent: after.sent - before.sent, digest, cpuBusy: share('busy'),
+      cpuSplit: { user: share('user'), system: share('system'), softirq: share('softirq') },
+      processCpu: { agentsUser: run.agentCpu.user, agentsSystem: run.agentCpu.system, origin: cpuSeconds(origin.pid) - origin0 },
+    };
   } finally {
     await lab.close();
   }
@@ -87,6 +99,9 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
     limits: { egressMBps: pacedMBps(o.capMBps) }, stallTimeoutMs: o.timeoutMs, logLevel: 'info',
   })));
   const rec = createRunRecorder();
+  // The agents' CPU from here on: their start-up (loading modules) is not part of the run.
+  const cpuAt = () => agents.map((a) => cpuTimes(a.pid)).reduce((s, t) => ({ user: s.user + t.user, system: s.system + t.system }), { user: 0, system: 0 });
+  const cpuStart = cpuAt();
   const t0 = Date.now();
   for (const h of hosts) rec.start(h.name, t0);
   if (o.killFirstAgentAfterMs !== undefined) setTimeout(() => void agents[0]!.kill('SIGKILL'), o.killFirstAgentAfterMs);
@@ -109,8 +124,11 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
       rec.fail(h.name, err);
     }
   }));
+  // Sampled once every host is done, before they stop.
+  const cpuEnd = cpuAt();
+  const agentCpu = { user: cpuEnd.user - cpuStart.user, system: cpuEnd.system - cpuStart.system };
   await Promise.all(agents.map((a) => a.kill('SIGTERM')));
-  return { summary: rec.summary(), peakRss, verified };
+  return { summary: rec.summary(), peakRss, verified, agentCpu };
 }
 
 /** The baseline: every host GETs the whole blob from the origin at the same moment, hashing it. */
@@ -136,7 +154,7 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
       await p.kill('SIGKILL');
     }
   }));
-  return { summary: rec.summary(), peakRss: [], verified };
+  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 } };
 }
 
 /**
@@ -152,7 +170,13 @@ async function service(dir: string, host: LabHost, command: string, config: Reco
   const file = join(dir, `${command}-${host.name}.yaml`);
   // JSON is YAML; the config loader validates it as any operator's file.
   writeFileSync(file, JSON.stringify(config));
-  const p = host.spawn(process.execPath, [KRILL_BIN, command, '--config', file], { logFile: join(dir, `${command}-${host.name}.log`) });
+  // KRILL_BENCH_PROF=DIR: every krill process writes a V8 CPU profile there when it stops;
+  // KRILL_BENCH_NODE_ARGS: more node flags for them (e.g. --perf-basic-prof for `perf`).
+  const prof = [
+    ...(process.env['KRILL_BENCH_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['KRILL_BENCH_PROF']] : []),
+    ...(process.env['KRILL_BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
+  ];
+  const p = host.spawn(process.execPath, [...prof, ...KRILL_ARGV, command, '--config', file], { logFile: join(dir, `${command}-${host.name}.log`) });
   await p.waitForLine(new RegExp(`"msg":"${command} listening"`), { timeoutMs: 20_000 });
   return p;
 }
@@ -190,9 +214,12 @@ function peakRssOf(pid: number): number {
   }
 }
 
-/** All CPUs' ticks from /proc/stat: busy (everything but idle and iowait) and total. */
-function cpuTicks(): { busy: number; total: number } {
+/**
+ * All CPUs' ticks from /proc/stat: busy (everything but idle and iowait), user (with nice),
+ * system, softirq, and total. Fields: user nice system idle iowait irq softirq steal ...
+ */
+function cpuTicks(): { busy: number; user: number; system: number; softirq: number; total: number } {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3]! - (f[4] ?? 0), total };
+  return { busy: total - f[3]! - (f[4] ?? 0), user: f[0]! + f[1]!, system: f[2]! + (f[5] ?? 0), softirq: f[6] ?? 0, total };
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
 import { KrillError } from '../errors.js';
 import type { Wire } from '../wire/wire.js';
 import type { WireMessage } from '../wire/messages.js';
+import { piecePool } from '../wire/buffer-pool.js';
 import type { PieceFile } from './piece-file.js';
 import { PiecePicker } from './piece-picker.js';
 
@@ -243,8 +244,10 @@ export class Swarm extends EventEmitter {
     if (substitute !== undefined) {
       void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index}: ask a peer`, index: substitute }).catch(() => undefined);
     }
-    const data = await this.o.file.read(index);
-    await peer.wire.send({ type: 'piece', index, data }).then(() => { this.served += data.length; }, () => undefined);
+    const data = await this.o.file.read(index, piecePool);
+    // The buffer goes back to the pool once the socket has taken its bytes, not before.
+    await peer.wire.send({ type: 'piece', index, data }, (ok) => { if (ok) piecePool.give(data); })
+      .then(() => { this.served += data.length; }, () => undefined);
   }
 
   private choose(): { peer: Peer; index: number; substitute?: number } | undefined {
@@ -263,7 +266,16 @@ export class Swarm extends EventEmitter {
     return { peer, index };
   }
 
+  /** A received piece's buffer came from the wire's pool; it goes back once written or dropped. */
   private async receive(peer: Peer, index: number, data: Buffer): Promise<void> {
+    try {
+      await this.accept(peer, index, data);
+    } finally {
+      piecePool.give(data);
+    }
+  }
+
+  private async accept(peer: Peer, index: number, data: Buffer): Promise<void> {
     const asked = peer.asked.delete(index);
     // An origin may send a piece it was not asked for in place of one it had sent before (see
     // pump); it is taken if still needed, and verified like any other.
@@ -367,9 +379,7 @@ export class Swarm extends EventEmitter {
   private async verify(): Promise<void> {
     if (this.verified) return;
     this.verified = true;
-    const h = createHash('sha256');
-    for await (const c of createReadStream(this.o.dataPath, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
-    const digest = `sha256:${h.digest('hex')}`;
+    const digest = await hashFile(this.o.dataPath, this.o.file.metainfo.pieceLength);
     if (digest !== this.o.file.metainfo.digest) {
       this.emit('error', new KrillError('Internal', 'ERR_BLOB_CORRUPT', `assembled blob hashes to ${digest}, not ${this.o.file.metainfo.digest}`));
       return;
@@ -377,4 +387,22 @@ export class Swarm extends EventEmitter {
     for (const p of this.peers.values()) void p.wire.send({ type: 'complete' }).catch(() => undefined);
     this.emit('complete');
   }
+}
+
+/** SHA-256 of a file, read through one pooled buffer (a fresh buffer per read made the GC run). */
+async function hashFile(path: string, chunkBytes: number): Promise<string> {
+  const h = createHash('sha256');
+  const buf = piecePool.take(chunkBytes);
+  const fh = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+    piecePool.give(buf);
+  }
+  return `sha256:${h.digest('hex')}`;
 }

@@ -23,6 +23,8 @@ export class Wire extends EventEmitter {
   private closed = false;
   /** Messages that arrived while nobody listened (e.g. between a handshake and its swarm). */
   private readonly backlog: WireMessage[] = [];
+  /** Resolves at the stream's next drain (or close), while a send waits for one. */
+  private drained: Promise<void> | undefined;
   violation: WireError | undefined;
 
   constructor(private readonly stream: Duplex, private readonly options: WireOptions) {
@@ -49,12 +51,32 @@ export class Wire extends EventEmitter {
     while (this.backlog.length > 0 && this.listenerCount('message') > 0) this.emit('message', this.backlog.shift()!);
   }
 
-  /** Sends a message; resolves when the stream can take more (backpressure), rejects once closed. */
-  async send(m: WireMessage): Promise<void> {
+  /**
+   * Sends a message; resolves when the stream can take more (backpressure), rejects once closed.
+   * `written` is called once the stream is done with the message's bytes: `true` when they were
+   * handed on (a piece's payload may then be reused), `false` when the write failed.
+   */
+  async send(m: WireMessage, written?: (ok: boolean) => void): Promise<void> {
     if (this.closed) throw new WireError('ERR_WIRE_CLOSED', 'connection is closed');
+    const bufs = encodeFrame(m, encodeHeader(m));
     let ok = true;
-    for (const b of encodeFrame(m, encodeHeader(m))) ok = this.stream.write(b);
-    if (!ok) await new Promise<void>((resolve) => { this.stream.once('drain', resolve); this.stream.once('close', resolve); });
+    for (let i = 0; i < bufs.length; i++) {
+      ok = i === bufs.length - 1 && written ? this.stream.write(bufs[i], (err) => written(!err)) : this.stream.write(bufs[i]);
+    }
+    if (ok) return;
+    // Every sender that meets a full buffer waits for the same drain: one pair of listeners per
+    // connection, removed when either fires.
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        this.drained = undefined;
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.stream.on('close', done);
+    });
+    await this.drained;
   }
 
   /** Sets the largest piece payload accepted (the blob's piece length, once known). */

@@ -1,0 +1,57 @@
+/**
+ * Piece-sized buffers, reused. Every piece a peer receives or sends passes through one buffer of
+ * the piece length (4 MiB for most blobs); allocating a fresh one each time made V8 run a full
+ * mark-compact every few dozen megabytes (a buffer's memory lives outside the JS heap and counts
+ * towards the external-memory trigger), which took a third of an agent's CPU. A buffer is taken,
+ * filled, used, and given back once nothing refers to it any more; one never given back is simply
+ * collected. Idle buffers are kept up to `maxIdleBytes` in all; the rest are left to the GC.
+ *
+ * Giving back a buffer that is still in use would let its bytes change under the user: only the
+ * code that knows the last use (the swarm after a piece is written, a wire after the socket took
+ * the bytes) gives back.
+ */
+export class BufferPool {
+  private readonly idle = new Map<number, Buffer[]>();
+  private idleBytes = 0;
+  /** Buffers handed out that were taken from the pool rather than allocated (for tests and metrics). */
+  reused = 0;
+
+  constructor(readonly maxIdleBytes: number) {}
+
+  /** A buffer of exactly `size` bytes, with arbitrary contents. */
+  take(size: number): Buffer {
+    const free = this.idle.get(size);
+    const buf = free?.pop();
+    if (buf) {
+      this.idleBytes -= size;
+      this.reused++;
+      return buf;
+    }
+    // Its own memory, never a slice of Node's shared 8 KiB pool: it must be safe to reuse whole.
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /**
+   * Returns a buffer taken from this pool (or any whole buffer of its own memory) for reuse.
+   * Slices, and anything that would exceed the idle limit, are ignored.
+   */
+  give(buf: Buffer): void {
+    if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || buf.length === 0) return;
+    if (this.idleBytes + buf.length > this.maxIdleBytes) return;
+    let free = this.idle.get(buf.length);
+    if (!free) this.idle.set(buf.length, (free = []));
+    free.push(buf);
+    this.idleBytes += buf.length;
+  }
+
+  /** Bytes held idle now. */
+  get idleSize(): number {
+    return this.idleBytes;
+  }
+}
+
+/**
+ * The process's pool for piece payloads: 32 MiB idle at most (eight 4 MiB pieces), about what a
+ * busy swarm has in flight at once, so steady traffic allocates nothing.
+ */
+export const piecePool = new BufferPool(32 * 1024 * 1024);
