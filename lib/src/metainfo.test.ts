@@ -8,8 +8,8 @@ const MiB = 1024 * 1024;
 describe('metainfo', () => {
   it('chooses piece length by size', () => {
     expect(pieceLengthFor(0)).toBe(MiB);
-    expect(pieceLengthFor(64 * MiB - 1)).toBe(MiB);
-    expect(pieceLengthFor(64 * MiB)).toBe(4 * MiB);
+    expect(pieceLengthFor(1024 * MiB - 1)).toBe(MiB);
+    expect(pieceLengthFor(1024 * MiB)).toBe(4 * MiB);
     expect(pieceLengthFor(4 * 1024 * MiB + 1)).toBe(8 * MiB);
     expect(pieceLengthFor(17 * 1024 * MiB)).toBe(16 * MiB);
   });

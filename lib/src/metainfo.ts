@@ -16,16 +16,19 @@ export interface Metainfo {
 }
 
 /**
- * Piece length by blob size, fixed for a blob. Small pieces spread a small blob over many
- * peers quickly; large blobs get larger pieces so that the piece count, and with it the
- * bitfield and per-piece bookkeeping, stays in the low thousands:
- * - below 64 MiB: 1 MiB (at most 64 pieces);
+ * Piece length by blob size, fixed for a blob. A peer can pass on a piece only once it has the
+ * whole piece, so smaller pieces keep every link busy sooner and shorten the tail, when the
+ * last piece still has to reach everyone (in the lab, 10 agents on 25 MB/s links got a 200 MB
+ * blob with a p99 of 16.5 s in 1 MiB pieces against 18.8 s in 4 MiB ones, origin copies 1.5x
+ * against 1.9x). Large blobs get larger pieces so that the piece count, and with it the bitfield
+ * and per-piece bookkeeping, stays in the low thousands:
+ * - below 1 GiB: 1 MiB (at most 1,024 pieces);
  * - up to 4 GiB: 4 MiB (at most 1,024 pieces);
  * - up to 16 GiB: 8 MiB (at most 2,048 pieces);
  * - above: 16 MiB.
  */
 export function pieceLengthFor(size: number): number {
-  if (size < 64 * MiB) return MiB;
+  if (size < GiB) return MiB;
   if (size <= 4 * GiB) return 4 * MiB;
   if (size <= 16 * GiB) return 8 * MiB;
   return 16 * MiB;

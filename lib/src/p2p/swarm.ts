@@ -47,7 +47,7 @@ export interface SwarmOptions {
   /**
    * Bytes requested and not yet received, over all peers, at most: every answer is held in memory
    * until it is verified and written, so this bounds a download's memory whatever the piece
-   * length and peer count (default 48 MiB: 12 pieces of 4 MiB, two seconds of a 25 MB/s link).
+   * length and peer count (default 48 MiB: 48 pieces of 1 MiB, two seconds of a 25 MB/s link).
    */
   maxInflightBytes?: number;
   /** The file is complete and its whole digest already checked (a seeder's stored blob). */

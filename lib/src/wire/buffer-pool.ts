@@ -1,6 +1,6 @@
 /**
  * Piece-sized buffers, reused. Every piece a peer receives or sends passes through one buffer of
- * the piece length (4 MiB for most blobs); allocating a fresh one each time made V8 run a full
+ * the piece length (1 or 4 MiB for most blobs); allocating a fresh one each time made V8 run a full
  * mark-compact every few dozen megabytes (a buffer's memory lives outside the JS heap and counts
  * towards the external-memory trigger), which took a third of an agent's CPU. A buffer is taken,
  * filled, used, and given back once nothing refers to it any more; one never given back is simply
@@ -51,7 +51,7 @@ export class BufferPool {
 }
 
 /**
- * The process's pool for piece payloads: 32 MiB idle at most (eight 4 MiB pieces), about what a
+ * The process's pool for piece payloads: 32 MiB idle at most (32 pieces of 1 MiB), about what a
  * busy swarm has in flight at once, so steady traffic allocates nothing.
  */
 export const piecePool = new BufferPool(32 * 1024 * 1024);
