@@ -8,6 +8,8 @@ import {
   channelOptions, containerd, containerdMetadata, serverStream, unary, unixTarget,
   type Input, type content, type introspection, type leases, type version,
 } from '@krill/proto';
+import { piecePool, type Digest } from '@krill/lib';
+import { createContainerd } from '@krill/node-daemon';
 import { startContainerd, type Containerd } from './harness/containerd.js';
 
 // The krill .proto files against Debian's real containerd: the calls krill's ingest makes, with
@@ -129,5 +131,36 @@ describe('containerd API over the krill protos (containerd 1.6)', () => {
       await unary(clients.leases, 'Delete', { id: lease, sync: true }, { metadata: md() });
     }
     await expect(unary(clients.content, 'Info', { digest }, { metadata: md() })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+});
+
+describe("krill's content writer against containerd", () => {
+  it('writes a blob of several messages from pooled pieces, and refuses a body longer than its size', async () => {
+    const client = createContainerd({ socket: daemon.socket, namespace: NAMESPACE });
+    const lease = await client.createLease(60_000);
+    try {
+      // 9 MiB + 5 bytes: two full 4 MiB messages and a short last one, fed as 1 MiB pieces.
+      const data = randomBytes(9 * 1024 * 1024 + 5);
+      const desc = { digest: sha256(data) as Digest, size: data.length, mediaType: 'application/octet-stream' };
+      const pieces = function* () {
+        for (let at = 0; at < data.length; at += 1024 * 1024) {
+          const end = Math.min(at + 1024 * 1024, data.length);
+          const p = piecePool.take(end - at);
+          data.copy(p, 0, at, end);
+          yield p;
+        }
+      };
+      expect(await client.writeBlob({ lease, desc, body: pieces(), labels: {}, recycle: true })).toBe('written');
+      const chunks: Buffer[] = [];
+      for await (const m of serverStream<content.ReadContentResponse>(clients.content, 'Read', { digest: desc.digest }, { metadata: md() })) chunks.push(m.data);
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+      const long = Buffer.alloc(5 * 1024 * 1024, 1);
+      const short = { digest: sha256(long.subarray(0, 4 * 1024 * 1024)) as Digest, size: 4 * 1024 * 1024, mediaType: 'application/octet-stream' };
+      await expect(client.writeBlob({ lease, desc: short, body: [long], labels: {} })).rejects.toMatchObject({ code: 'ERR_BLOB_LONG' });
+      await expect(unary(clients.content, 'Info', { digest: short.digest }, { metadata: md() })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    } finally {
+      await lease.delete();
+      client.close();
+    }
   });
 });

@@ -6,30 +6,38 @@ import { encodeHeader, type WireMessage } from './messages.js';
 import { Wire } from './wire.js';
 
 describe('piece buffer pool', () => {
+  const K64 = 64 * 1024;
+
   it('hands back a given buffer for the same size, and keeps no more idle than its limit', () => {
-    const pool = new BufferPool(8);
-    const a = pool.take(4);
-    const b = pool.take(4);
+    const pool = new BufferPool(2 * K64);
+    const a = pool.take(K64);
+    const b = pool.take(K64);
     expect(a.buffer).not.toBe(b.buffer);
     pool.give(a);
     pool.give(b);
-    expect(pool.idleSize).toBe(8);
-    const c = pool.take(5);
+    expect(pool.idleSize).toBe(2 * K64);
+    const c = pool.take(2 * K64);
     pool.give(c);
-    // Over the 8-byte limit: left to the GC.
-    expect(pool.idleSize).toBe(8);
-    expect(pool.take(4).buffer).toBe(b.buffer);
-    expect(pool.take(4).buffer).toBe(a.buffer);
+    // Over the limit: left to the GC.
+    expect(pool.idleSize).toBe(2 * K64);
+    expect(pool.take(K64).buffer).toBe(b.buffer);
+    expect(pool.take(K64).buffer).toBe(a.buffer);
     expect(pool.reused).toBe(2);
     expect(pool.idleSize).toBe(0);
   });
 
-  it('ignores slices and pooled-allocator buffers, which are not whole buffers of their own', () => {
-    const pool = new BufferPool(1024);
-    const whole = pool.take(16);
+  it('keeps only whole buffers of a power-of-two size from 64 KiB: no slices, no odd last pieces', () => {
+    const pool = new BufferPool(1 << 24);
+    const whole = pool.take(K64);
     pool.give(whole.subarray(4));
     pool.give(Buffer.from('small'));
+    const odd = pool.take(K64 + 1);
+    expect(odd.length).toBe(K64 + 1);
+    pool.give(odd);
+    pool.give(Buffer.allocUnsafeSlow(1000));
     expect(pool.idleSize).toBe(0);
+    pool.give(whole);
+    expect(pool.idleSize).toBe(K64);
   });
 });
 
@@ -37,9 +45,9 @@ describe('frame decoder with a pool', () => {
   it('assembles a payload split over many chunks into one pooled buffer of its length', () => {
     const pool = new BufferPool(1 << 20);
     const decoder = new FrameDecoder(1 << 20, pool);
-    const data = Buffer.alloc(100_000, 7);
+    const data = Buffer.alloc(128 * 1024, 7);
     data[0] = 1;
-    data[99_999] = 9;
+    data[128 * 1024 - 1] = 9;
     const m: WireMessage = { type: 'piece', index: 3, data };
     const bytes = Buffer.concat(encodeFrame(m, encodeHeader(m)));
     const got: WireMessage[] = [];

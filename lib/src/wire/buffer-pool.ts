@@ -5,6 +5,9 @@
  * towards the external-memory trigger), which took a third of an agent's CPU. A buffer is taken,
  * filled, used, and given back once nothing refers to it any more; one never given back is simply
  * collected. Idle buffers are kept up to `maxIdleBytes` in all; the rest are left to the GC.
+ * Only sizes that are powers of two from 64 KiB up are pooled (piece lengths and message sizes
+ * are): the odd-sized last piece of each blob would otherwise fill the idle room with buffers
+ * nothing asks for again. Other sizes are plain allocations.
  *
  * Giving back a buffer that is still in use would let its bytes change under the user: only the
  * code that knows the last use (the swarm after a piece is written, a wire after the socket took
@@ -20,6 +23,7 @@ export class BufferPool {
 
   /** A buffer of exactly `size` bytes, with arbitrary contents. */
   take(size: number): Buffer {
+    if (!pooledSize(size)) return Buffer.allocUnsafe(size);
     const free = this.idle.get(size);
     const buf = free?.pop();
     if (buf) {
@@ -36,7 +40,7 @@ export class BufferPool {
    * Slices, and anything that would exceed the idle limit, are ignored.
    */
   give(buf: Buffer): void {
-    if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || buf.length === 0) return;
+    if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || !pooledSize(buf.length)) return;
     if (this.idleBytes + buf.length > this.maxIdleBytes) return;
     let free = this.idle.get(buf.length);
     if (!free) this.idle.set(buf.length, (free = []));
@@ -48,6 +52,11 @@ export class BufferPool {
   get idleSize(): number {
     return this.idleBytes;
   }
+}
+
+/** Powers of two from 64 KiB: the sizes worth keeping. */
+function pooledSize(n: number): boolean {
+  return n >= 64 * 1024 && (n & (n - 1)) === 0;
 }
 
 /**

@@ -18,9 +18,11 @@ export interface BlobHandle {
   /**
    * The blob's bytes, or the inclusive range, in order; bytes are delivered as soon as the
    * pieces holding them are verified, so a reader never waits for the whole blob. The stream
-   * errors with the download's error if it fails. The caller consumes or destroys it.
+   * errors with the download's error if it fails. The caller consumes or destroys it. With
+   * `pooled`, whole pieces come in buffers of lib's piecePool that the caller gives back
+   * (piecePool.give) once it is done with each; any chunk may be given back, a slice is ignored.
    */
-  read(range?: { start: number; end: number }): Readable;
+  read(range?: { start: number; end: number }, options?: { pooled?: boolean }): Readable;
   /** Resolves once the whole blob is verified and in the cache; rejects if the download fails. */
   done: Promise<void>;
   /** What this download received, by source (zero for a blob that was already cached). */

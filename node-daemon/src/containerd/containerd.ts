@@ -33,9 +33,10 @@ export interface Containerd {
    * Writes a blob from `body` (exactly `desc.size` bytes, in order) with content.Write under the
    * lease, committing it with `labels` once the last byte is in, and containerd checks size and
    * digest. Resolves `exists` without reading `body` when the blob is already there (its labels
-   * are then added with setLabels). A partial ingest is aborted on failure. The caller owns `body`.
+   * are then added with setLabels). A partial ingest is aborted on failure. The caller owns `body`;
+   * with `recycle` its chunks are piecePool buffers, given back once copied.
    */
-  writeBlob(o: { lease: Lease; desc: BlobDescriptor; body: AsyncIterable<Buffer>; labels: Record<string, string>; signal?: AbortSignal }): Promise<'written' | 'exists'>;
+  writeBlob(o: { lease: Lease; desc: BlobDescriptor; body: AsyncIterable<Buffer>; labels: Record<string, string>; signal?: AbortSignal; recycle?: boolean }): Promise<'written' | 'exists'>;
   /** Adds or replaces these labels of a committed blob, leaving its others alone. */
   setLabels(digest: Digest, labels: Record<string, string>): Promise<void>;
   /**

@@ -154,7 +154,7 @@ export async function createAgent(config: AgentConfig, deps: AgentDeps): Promise
     };
     return {
       digest: dl.digest, size, done: dl.done,
-      read: (range) => pieceReader(dl.pieceFile, range ?? { start: 0, end: size - 1 }, dl),
+      read: (range, options) => pieceReader(dl.pieceFile, range ?? { start: 0, end: size - 1 }, dl, options?.pooled ?? false),
       received: () => dl.received(),
       release: () => end(false),
       abandon: () => end(true),

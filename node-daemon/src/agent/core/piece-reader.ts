@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { PieceFile } from '@krill/lib';
+import { piecePool, type PieceFile } from '@krill/lib';
 
 /** Something that may fail while a reader waits: the download feeding the piece file. */
 export interface Failable {
@@ -13,10 +13,11 @@ export interface Failable {
  * as it is verified. One piece is held in memory at a time (the stream's buffer is one chunk),
  * so a reader of a multi-GB blob costs a piece or two of memory, not the blob. The stream
  * errors when `source` fails before the pieces it needs arrive. Destroying it ends a wait for
- * a piece at once (a cancelled pull must not wait for pieces nobody will read).
+ * a piece at once (a cancelled pull must not wait for pieces nobody will read). `pooled`: pieces
+ * are read into buffers of piecePool, which the consumer gives back.
  */
-export function pieceReader(file: PieceFile, range: { start: number; end: number }, source: Failable): Readable {
-  return new PieceReader(file, range, source);
+export function pieceReader(file: PieceFile, range: { start: number; end: number }, source: Failable, pooled = false): Readable {
+  return new PieceReader(file, range, source, pooled);
 }
 
 class PieceReader extends Readable {
@@ -25,7 +26,7 @@ class PieceReader extends Readable {
   private readonly stop = new AbortController();
   private busy = false;
 
-  constructor(private readonly file: PieceFile, private readonly range: { start: number; end: number }, private readonly source: Failable) {
+  constructor(private readonly file: PieceFile, private readonly range: { start: number; end: number }, private readonly source: Failable, private readonly pooled: boolean) {
     // A buffer of one byte: each push of a piece fills it, so pieces are read one at a time.
     super({ highWaterMark: 1 });
     const pl = file.metainfo.pieceLength;
@@ -53,7 +54,7 @@ class PieceReader extends Readable {
         }
         const i = this.next++;
         if (!this.file.has(i)) await arrival(this.file, i, this.source, this.stop.signal);
-        const piece = await this.file.read(i);
+        const piece = await this.file.read(i, this.pooled ? piecePool : undefined);
         if (this.destroyed) return;
         const pl = this.file.metainfo.pieceLength;
         const from = Math.max(this.range.start - i * pl, 0);

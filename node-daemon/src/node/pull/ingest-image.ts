@@ -112,9 +112,10 @@ export class ImageIngest {
       const h = await agent.open(repo, desc.digest, s);
       let written = false;
       try {
-        const body = h.read();
+        // Pooled: the writer copies each piece into its message and gives the buffer back.
+        const body = h.read(undefined, { pooled: true });
         try {
-          await containerd.writeBlob({ lease, desc, body, labels, signal: s });
+          await containerd.writeBlob({ lease, desc, body, labels, signal: s, recycle: true });
         } finally {
           body.destroy();
         }
