@@ -132,14 +132,18 @@ export class Wire extends EventEmitter {
   }
 }
 
-/** Two connected in-memory Duplex ends, for tests and for wiring peers without sockets. */
+/**
+ * Two connected in-memory Duplex ends, for tests and for wiring peers without sockets. Each write
+ * hands the other end a copy, so that, as with a socket, the writer may reuse its buffer once
+ * the write's callback has run (a swarm gives piece buffers back to the pool then).
+ */
 export function duplexPair(): [Duplex, Duplex] {
   let a!: Duplex;
   let b!: Duplex;
   const make = (peer: () => Duplex) => new Duplex({
     read() {},
-    write(chunk, _enc, done) {
-      peer().push(chunk);
+    write(chunk: Buffer, _enc, done) {
+      peer().push(Buffer.from(chunk));
       done();
     },
     final(done) {
