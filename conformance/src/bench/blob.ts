@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { startDockerRegistry } from '../harness/docker-registry.js';
-import { freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
+import { benchNodeArgs, freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
 import { withCpu } from './cpu.js';
 
 /**
@@ -30,8 +30,8 @@ const BACKEND = values.backend === 'fs' ? 'fs' : 'none';
 const SIZE = Number(values['size-mib']) * 1024 * 1024;
 const RUNS = Number(values.runs);
 const ORIGINS = Number(values.origins);
-/** KRILL_BENCH_PROF=DIR: the origins and proxies write V8 CPU profiles there (`--cpu-prof`). */
-const profiling = () => (process.env['KRILL_BENCH_PROF'] ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', process.env['KRILL_BENCH_PROF']] } : {});
+/** KRILL_BENCH_PROF=DIR: the origins and proxies write V8 CPU profiles there (`--cpu-prof`); KRILL_BENCH_NODE_ARGS: more node flags for them. */
+const profiling = () => ({ nodeArgs: benchNodeArgs({ prof: 'KRILL_BENCH_PROF', args: 'KRILL_BENCH_NODE_ARGS' }) });
 const dispatcher = new Agent({ headersTimeout: 600_000, bodyTimeout: 600_000 });
 
 /** The blob of run `run`: every run pushes new content, so neither side can skip storing it. */

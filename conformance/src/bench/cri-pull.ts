@@ -7,7 +7,7 @@ import { buildImage, cachedFixture, type BuiltImage } from '../fixtures/oci-imag
 import { startContainerd, type ContainerdVersion } from '../harness/containerd.js';
 import { createCriClient } from '../harness/cri-client.js';
 import { startDockerRegistry } from '../harness/docker-registry.js';
-import { freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
+import { benchNodeArgs, freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
 import { copy } from '../harness/skopeo.js';
 import { cpuSeconds, withCpu } from './cpu.js';
 
@@ -84,8 +84,7 @@ async function main(): Promise<void> {
             ref = `${KRILL_HOST}/bench/app:v1`;
             // BENCH_NODE_PROF=<dir>: a V8 CPU profile of the node daemon per run, for finding its costs;
             // BENCH_NODE_ARGS: more node flags for it (e.g. --trace-gc).
-            const prof = process.env['BENCH_NODE_PROF'];
-            node = await startKrillProcess({ command: 'node', name: 'node', dir, nodeArgs: [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(process.env['BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? [])], config: {
+            node = await startKrillProcess({ command: 'node', name: 'node', dir, nodeArgs: benchNodeArgs({ prof: 'BENCH_NODE_PROF', args: 'BENCH_NODE_ARGS' }), config: {
               listen: { port }, peer: { port: await freePort() }, trackers: { urls: [krill.trackerUrl] }, origins: { urls: [krill.originUrl], replicas: 1 },
               buildIndex: { urls: [krill.buildIndexUrl] }, cache: { dir: join(dir, 'cache') }, logLevel: process.env.BENCH_NODE_LOG ?? 'warn',
               cri: { socket, containerd: { socket: containerd.socket }, registries: [{ host: KRILL_HOST, mode: 'krill' }] },

@@ -10,6 +10,16 @@ export const KRILL_BIN = fileURLToPath(new URL('../../../cli/bin/krill.js', impo
 /** The arguments after `node` that start krill as its launcher does: the flags on its `#!` line, then the launcher. */
 export const KRILL_ARGV = [...launcherNodeArgs(KRILL_BIN), KRILL_BIN];
 
+/**
+ * Node flags a benchmark adds to the krill processes it measures, from two environment
+ * variables: `prof` names a directory for V8 CPU profiles (`--cpu-prof`), `args` holds more
+ * flags, space-separated (e.g. `--trace-gc`, `--perf-basic-prof`).
+ */
+export function benchNodeArgs(names: { prof: string; args: string }): string[] {
+  const dir = process.env[names.prof];
+  return [...(dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), ...(process.env[names.args]?.split(' ').filter(Boolean) ?? [])];
+}
+
 export interface KrillProcess {
   url: string;
   child: ChildProcess;

@@ -7,7 +7,7 @@ import { createFsBackend } from '@krill/cluster-services';
 import { PieceHasher, pieceLengthFor, silentLogger, type Digest } from '@krill/lib';
 import { createLab, createRunRecorder, type Lab, type LabHost, type LabProcess, type RunSummary } from '../lab/index.js';
 import { cpuSeconds, cpuTimes } from '../bench/cpu.js';
-import { KRILL_ARGV } from './krill-process.js';
+import { KRILL_ARGV, benchNodeArgs } from './krill-process.js';
 
 /** Fixed ports on every lab host: each host has its own address, so they never collide. */
 const PORT = { origin: 15002, originPeer: 15001, tracker: 15003, agent: 15005, agentPeer: 15006 } as const;
@@ -172,10 +172,7 @@ async function service(dir: string, host: LabHost, command: string, config: Reco
   writeFileSync(file, JSON.stringify(config));
   // KRILL_BENCH_PROF=DIR: every krill process writes a V8 CPU profile there when it stops;
   // KRILL_BENCH_NODE_ARGS: more node flags for them (e.g. --perf-basic-prof for `perf`).
-  const prof = [
-    ...(process.env['KRILL_BENCH_PROF'] ? ['--cpu-prof', '--cpu-prof-dir', process.env['KRILL_BENCH_PROF']] : []),
-    ...(process.env['KRILL_BENCH_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-  ];
+  const prof = benchNodeArgs({ prof: 'KRILL_BENCH_PROF', args: 'KRILL_BENCH_NODE_ARGS' });
   const p = host.spawn(process.execPath, [...prof, ...KRILL_ARGV, command, '--config', file], { logFile: join(dir, `${command}-${host.name}.log`) });
   await p.waitForLine(new RegExp(`"msg":"${command} listening"`), { timeoutMs: 20_000 });
   return p;
