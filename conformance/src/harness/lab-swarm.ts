@@ -71,13 +71,13 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
     ]);
     const agentHosts = lab.hosts.filter((h) => h.name !== 'origin');
     const before = await originHost.counters();
-    const cpu0 = cpuTicks();
     const origin0 = cpuSeconds(origin.pid);
     const run = o.mode === 'krill'
       ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest })
       : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest);
-    const cpu1 = cpuTicks();
     const after = await originHost.counters();
+    // The machine's cores over the run itself: from the common start until every host was done.
+    const [cpu0, cpu1] = run.ticks;
     const total = Math.max(1, cpu1.total - cpu0.total);
     const share = (k: 'busy' | 'user' | 'system' | 'softirq') => (cpu1[k] - cpu0[k]) / total;
     return {
@@ -102,10 +102,12 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
   // The agents' CPU from here on: their start-up (loading modules) is not part of the run.
   const cpuAt = () => agents.map((a) => cpuTimes(a.pid)).reduce((s, t) => ({ user: s.user + t.user, system: s.system + t.system }), { user: 0, system: 0 });
   const cpuStart = cpuAt();
+  const ticks0 = cpuTicks();
   const t0 = Date.now();
   for (const h of hosts) rec.start(h.name, t0);
   if (o.killFirstAgentAfterMs !== undefined) setTimeout(() => void agents[0]!.kill('SIGKILL'), o.killFirstAgentAfterMs);
   const peakRss: number[] = [];
+  const done: LabHost[] = [];
   let verified = 0;
   await Promise.all(hosts.map(async (h, i) => {
     const p = agents[i]!;
@@ -119,16 +121,20 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
       rec.finish(h.name, line['time']!);
       for (const s of ['peers', 'origins', 'originHttp']) rec.addBytes(h.name, s, line[s] ?? 0);
       peakRss.push(peakRssOf(p.pid));
-      if ((await sha256File(join(o.dir, `cache-${h.name}`, 'blobs', c.digest.slice(7)))) === c.digest) verified++;
+      done.push(h);
     } catch (err) {
       rec.fail(h.name, err);
     }
   }));
   // Sampled once every host is done, before they stop.
   const cpuEnd = cpuAt();
+  const ticks1 = cpuTicks();
   const agentCpu = { user: cpuEnd.user - cpuStart.user, system: cpuEnd.system - cpuStart.system };
   await Promise.all(agents.map((a) => a.kill('SIGTERM')));
-  return { summary: rec.summary(), peakRss, verified, agentCpu };
+  // Every copy checked once all are done, so the checking does not take CPU from hosts still
+  // downloading.
+  for (const h of done) if ((await sha256File(join(o.dir, `cache-${h.name}`, 'blobs', c.digest.slice(7)))) === c.digest) verified++;
+  return { summary: rec.summary(), peakRss, verified, agentCpu, ticks: [ticks0, ticks1] as const };
 }
 
 /** The baseline: every host GETs the whole blob from the origin at the same moment, hashing it. */
@@ -140,6 +146,8 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
     console.log(JSON.stringify({ done: Date.now(), bytes: n, digest: 'sha256:' + h.digest('hex'), status: res.status })); }, Number(at) - Date.now());`;
   const rec = createRunRecorder();
   let verified = 0;
+  let ticks0 = cpuTicks();
+  const started = new Promise<void>((resolve) => setTimeout(() => { ticks0 = cpuTicks(); resolve(); }, startAt - Date.now()));
   await Promise.all(hosts.map(async (h) => {
     rec.start(h.name, startAt);
     const p = h.spawn(process.execPath, ['-e', script, url, String(startAt)]);
@@ -154,7 +162,9 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
       await p.kill('SIGKILL');
     }
   }));
-  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 } };
+  await started;
+  const ticks1 = cpuTicks();
+  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 }, ticks: [ticks0, ticks1] as const };
 }
 
 /**

@@ -118,6 +118,41 @@ describe('swarm on loopback', () => {
     expect(seed.swarm.served - servedBefore).toBeLessThanOrEqual((metainfo.pieces.length - resumed) * MiB);
   });
 
+  it('a seeder declines a piece a peer holds, so it sends each piece once, and serves it when asked again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const { bytes, metainfo } = makeBlob(16 * MiB);
+    const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(32 * MiB, MiB) });
+    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    const first = await peer(dir, 'first', metainfo);
+    await first.node.connect('127.0.0.1', seed.node.port, metainfo.digest, { origin: true });
+    await first.done;
+    expect(seed.swarm.served).toBe(bytes.length);
+    // The second agent asks the seeder too; the seeder knows the first one holds every piece.
+    const second = await peer(dir, 'second', metainfo);
+    await second.node.connect('127.0.0.1', seed.node.port, metainfo.digest, { origin: true });
+    await second.node.connect('127.0.0.1', first.node.port, metainfo.digest);
+    await second.done;
+    expect(readFileSync(second.dataPath).equals(bytes)).toBe(true);
+    expect(seed.swarm.declined).toBeGreaterThan(0);
+    expect(second.swarm.received.peer).toBeGreaterThanOrEqual(bytes.length - 2 * MiB);
+    expect(seed.swarm.served).toBeLessThanOrEqual(bytes.length + 2 * MiB);
+
+    // A holder that never sends: declined once, the asker comes back, and the seeder serves it.
+    const { bytes: small, metainfo: smallInfo } = makeBlob(3 * MiB);
+    const seed2 = await peer(dir, 'seed2', smallInfo);
+    for (let i = 0; i < smallInfo.pieces.length; i++) await seed2.file.write(i, small.subarray(i * MiB, (i + 1) * MiB));
+    const mute = await peer(dir, 'mute', smallInfo, { egress: new TokenBucket(1, 1) });
+    await mute.node.connect('127.0.0.1', seed2.node.port, smallInfo.digest, { origin: true });
+    await mute.done;
+    const asker = await peer(dir, 'asker', smallInfo);
+    await asker.node.connect('127.0.0.1', mute.node.port, smallInfo.digest);
+    await asker.node.connect('127.0.0.1', seed2.node.port, smallInfo.digest, { origin: true });
+    await asker.done;
+    expect(readFileSync(asker.dataPath).equals(small)).toBe(true);
+    expect(seed2.swarm.declined).toBeGreaterThan(0);
+    expect(asker.swarm.received.origin).toBe(small.length);
+  });
+
   it('refuses a connection for a blob the node does not serve', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
     const { metainfo } = makeBlob(2 * MiB);

@@ -7,12 +7,10 @@ import type { WireMessage } from '../wire/messages.js';
 import { piecePool } from '../wire/buffer-pool.js';
 import type { PieceFile } from './piece-file.js';
 import { PiecePicker } from './piece-picker.js';
+import { Uploads, type Pacer, type UploadPeer } from './uploads.js';
 
-/**
- * Pieces being sent at once per swarm: enough to keep a link busy (each send waits until the
- * socket drains, and the kernel buffers more), few enough that the order of the queue decides.
- */
-const SENDS_AT_ONCE = 4;
+export type { Pacer } from './uploads.js';
+
 const DEFAULT_INFLIGHT_BYTES = 48 * 1024 * 1024;
 /**
  * Requests outstanding at an origin per agent, at most. An origin's link is shared by every agent
@@ -22,10 +20,12 @@ const DEFAULT_INFLIGHT_BYTES = 48 * 1024 * 1024;
  */
 const ORIGIN_PIPELINE = 2;
 
-/** Something that paces bytes (a TokenBucket, or UNLIMITED). */
-export interface Pacer {
-  take(n: number): Promise<void>;
-}
+/**
+ * How long a peer that answered PIECE_UNAVAILABLE for a piece is not asked for it again (a seeder
+ * declining says "ask a peer"): about the time a piece takes to spread to the peers that will
+ * offer it. A seeder serves a repeated request, so a piece nobody else gives still arrives.
+ */
+const UNAVAILABLE_BACKOFF_MS = 2000;
 
 export interface SwarmOptions {
   file: PieceFile;
@@ -54,12 +54,11 @@ export interface SwarmOptions {
   verified?: boolean;
 }
 
-interface Peer {
+interface Peer extends UploadPeer {
   key: string;
-  wire: Wire;
-  has: Uint8Array;
   asked: Map<number, number>;
-  origin: boolean;
+  /** Pieces the peer answered PIECE_UNAVAILABLE for, and when. */
+  unavailable: Map<number, number>;
   bytesIn: number;
 }
 
@@ -80,22 +79,20 @@ export class Swarm extends EventEmitter {
   readonly blacklist = new Set<string>();
   /** Pieces received and being verified and written. */
   private readonly writing = new Set<number>();
-  /** Requests waiting to be served, and how often each piece was sent. */
-  private queue: Array<{ peer: Peer; index: number }> = [];
-  private readonly sentCount: Uint32Array;
-  private sending = 0;
+  private readonly uploads: Uploads;
   /** Bytes received from peers, by whether the peer is an origin. */
   readonly received = { origin: 0, peer: 0 };
   /** Bytes of pieces that arrived but were not needed (cancelled, or duplicates that lost a race). */
   readonly discarded = { origin: 0, peer: 0 };
-  /** Bytes of pieces served to others. */
-  served = 0;
   private verified = false;
   private closed = false;
 
   constructor(private readonly o: SwarmOptions) {
     super();
-    this.sentCount = new Uint32Array(o.file.pieceCount);
+    this.uploads = new Uploads({
+      file: o.file, ...(o.egress ? { egress: o.egress } : {}), peers: () => this.peers.values(),
+      onWarning: (err) => this.emit('warning', err),
+    });
     this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
     this.pipeline = o.pipeline ?? 4;
     this.maxOutstanding = Math.max(1, Math.floor((o.maxInflightBytes ?? DEFAULT_INFLIGHT_BYTES) / o.file.metainfo.pieceLength));
@@ -112,6 +109,16 @@ export class Swarm extends EventEmitter {
 
   get file(): PieceFile {
     return this.o.file;
+  }
+
+  /** Bytes of pieces served to others. */
+  get served(): number {
+    return this.uploads.served;
+  }
+
+  /** Requests a complete seeder declined because another peer holds the piece. */
+  get declined(): number {
+    return this.uploads.declinedCount;
   }
 
   /** Connections open now. */
@@ -132,7 +139,7 @@ export class Swarm extends EventEmitter {
     if (this.o.maxPeers !== undefined && this.peers.size >= this.o.maxPeers) return wire.close();
     const has = new Uint8Array(this.o.file.pieceCount);
     for (let i = 0; i < has.length; i++) has[i] = (remote.bitfield[i >> 3]! >> (7 - (i & 7))) & 1;
-    const peer: Peer = { key, wire, has, asked: new Map(), origin, bytesIn: 0 };
+    const peer: Peer = { key, wire, has, asked: new Map(), unavailable: new Map(), declined: new Set(), origin, bytesIn: 0 };
     this.peers.set(key, peer);
     this.picker.addPeer((i) => has[i] === 1, 1);
     wire.on('message', (m: WireMessage) => {
@@ -144,6 +151,7 @@ export class Swarm extends EventEmitter {
 
   close(): void {
     this.closed = true;
+    this.uploads.closed = true;
     clearInterval(this.timer);
     for (const p of this.peers.values()) p.wire.close();
   }
@@ -161,7 +169,7 @@ export class Swarm extends EventEmitter {
   private async onMessage(peer: Peer, m: WireMessage): Promise<void> {
     switch (m.type) {
       case 'request':
-        return this.serve(peer, m.index);
+        return this.uploads.request(peer, m.index);
       case 'piece':
         return this.receive(peer, m.index, m.data);
       case 'have':
@@ -175,11 +183,15 @@ export class Swarm extends EventEmitter {
         for (let i = 0; i < peer.has.length; i++) if (!peer.has[i]) { peer.has[i] = 1; this.picker.addHave(i); }
         return this.fill(peer);
       case 'error':
+        if (m.code === 'PIECE_UNAVAILABLE') {
+          peer.unavailable.set(m.index, Date.now());
+          // Asked again when the backoff ends, even if nothing else happens by then.
+          setTimeout(() => this.fill(peer), UNAVAILABLE_BACKOFF_MS + 10).unref();
+        }
         if (peer.asked.delete(m.index)) this.picker.settled(m.index);
         return this.fillAll();
       case 'cancel':
-        this.queue = this.queue.filter((q) => !(q.peer === peer && q.index === m.index));
-        return undefined;
+        return this.uploads.cancel(peer, m.index);
       default:
         return undefined;
     }
@@ -202,68 +214,6 @@ export class Swarm extends EventEmitter {
         this.fill(p);
       }
     }
-  }
-
-  /**
-   * Requests are queued and served a few at a time, pieces sent least often first: a seeder whose
-   * link all peers share sends every piece once before it sends any twice, so the swarm gets the
-   * whole blob from it as early as its link allows and spreads the copies itself.
-   */
-  private serve(peer: Peer, index: number): void {
-    if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {
-      return void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index} is not here`, index }).catch(() => undefined);
-    }
-    this.queue.push({ peer, index });
-    this.pump();
-  }
-
-  /**
-   * Up to SENDS_AT_ONCE senders; each first waits for egress budget for a piece, and only then
-   * chooses what to send, so the choice is made when the bytes can really leave. The choice:
-   * the queued request whose piece was sent least often. A complete seeder asked for a piece it
-   * already sent, while it holds pieces it never sent that the asker lacks and nobody asked for,
-   * sends one of those instead and tells the asker its piece is unavailable here (it then gets
-   * it from the peer that has it): the seeder's link carries each piece once before any twice.
-   */
-  private pump(): void {
-    while (this.sending < SENDS_AT_ONCE && this.queue.length > 0) {
-      this.sending++;
-      this.sendNext().catch((err: unknown) => { if (!this.closed) this.emit('warning', err); }).finally(() => {
-        this.sending--;
-        this.pump();
-      });
-    }
-  }
-
-  private async sendNext(): Promise<void> {
-    await this.o.egress?.take(this.o.file.metainfo.pieceLength);
-    const entry = this.choose();
-    if (!entry) return;
-    const { peer, index, substitute } = entry;
-    this.sentCount[index]!++;
-    if (substitute !== undefined) {
-      void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index}: ask a peer`, index: substitute }).catch(() => undefined);
-    }
-    const data = await this.o.file.read(index, piecePool);
-    // The buffer goes back to the pool once the socket has taken its bytes, not before.
-    await peer.wire.send({ type: 'piece', index, data }, (ok) => { if (ok) piecePool.give(data); })
-      .then(() => { this.served += data.length; }, () => undefined);
-  }
-
-  private choose(): { peer: Peer; index: number; substitute?: number } | undefined {
-    this.queue = this.queue.filter((q) => !q.peer.wire.isClosed && !q.peer.has[q.index]);
-    if (this.queue.length === 0) return undefined;
-    let best = 0;
-    for (let i = 1; i < this.queue.length; i++) {
-      if (this.sentCount[this.queue[i]!.index]! < this.sentCount[this.queue[best]!.index]!) best = i;
-    }
-    const { peer, index } = this.queue.splice(best, 1)[0]!;
-    if (this.sentCount[index] === 0 || !this.o.file.complete) return { peer, index };
-    const queued = new Set(this.queue.map((q) => q.index));
-    for (let j = 0; j < this.sentCount.length; j++) {
-      if (this.sentCount[j] === 0 && !peer.has[j] && !queued.has(j)) return { peer, index: j, substitute: index };
-    }
-    return { peer, index };
   }
 
   /** A received piece's buffer came from the wire's pool; it goes back once written or dropped. */
@@ -331,12 +281,20 @@ export class Swarm extends EventEmitter {
     for (const p of this.peers.values()) outstanding += p.asked.size;
     const pipeline = peer.origin ? Math.min(this.pipeline, ORIGIN_PIPELINE) : this.pipeline;
     while (peer.asked.size < pipeline && outstanding++ < this.maxOutstanding) {
-      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i));
+      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i) || this.backingOff(peer, i));
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
       this.picker.requested(index);
       void peer.wire.send({ type: 'request', index }).catch(() => undefined);
     }
+  }
+
+  private backingOff(peer: Peer, index: number): boolean {
+    const at = peer.unavailable.get(index);
+    if (at === undefined) return false;
+    if (Date.now() - at < UNAVAILABLE_BACKOFF_MS) return true;
+    peer.unavailable.delete(index);
+    return false;
   }
 
   private fillAll(): void {
@@ -365,7 +323,7 @@ export class Swarm extends EventEmitter {
   private drop(peer: Peer): void {
     if (this.peers.get(peer.key) !== peer) return;
     this.peers.delete(peer.key);
-    this.queue = this.queue.filter((q) => q.peer !== peer);
+    this.uploads.drop(peer);
     this.picker.addPeer((i) => peer.has[i] === 1, -1);
     for (const index of peer.asked.keys()) this.picker.settled(index);
     this.fillAll();

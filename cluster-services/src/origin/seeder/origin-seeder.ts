@@ -38,6 +38,8 @@ interface Open {
   lastUse: number;
   /** `swarm.served` already counted into the metric. */
   counted: number;
+  /** `swarm.declined` already counted. */
+  countedDeclined: number;
   stopAnnouncing: () => void;
 }
 
@@ -58,10 +60,14 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
 
   const served = o.metrics && new Counter({ name: 'krill_origin_p2p_served_bytes_total', help: 'Bytes of pieces the origin served to peers.', registers: [o.metrics], collect() { for (const x of open.values()) count(x); } });
   if (o.metrics) new Gauge({ name: 'krill_origin_seed_swarms', help: 'Seed swarms open.', registers: [o.metrics], collect() { this.set(open.size); } });
+  const declined = o.metrics && new Counter({ name: 'krill_origin_p2p_declined_total', help: 'Piece requests declined because a peer holds the piece (the asker gets it there).', registers: [o.metrics], collect() { for (const x of open.values()) count(x); } });
   const count = (x: Open) => {
     const now = x.seed.swarm.served;
     if (now > x.counted) served?.inc(now - x.counted);
     x.counted = now;
+    const d = x.seed.swarm.declined;
+    if (d > x.countedDeclined) declined?.inc(d - x.countedDeclined);
+    x.countedDeclined = d;
   };
 
   const node = await PeerNode.start({
@@ -107,7 +113,7 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
     const stopAnnouncing = tracker
       ? announceWhileOpen(tracker, { digest, namespace, peerId: endpoint.peerId, ip: endpoint.ip, port: endpoint.port, complete: true, origin: true }, log)
       : () => undefined;
-    const x: Open = { seed, lastUse: Date.now(), counted: 0, stopAnnouncing };
+    const x: Open = { seed, lastUse: Date.now(), counted: 0, countedDeclined: 0, stopAnnouncing };
     open.set(digest, x);
     node.register(digest, namespace, swarm);
     log.debug({ digest, namespace, arriving: seed.arriving }, 'seed swarm opened');
