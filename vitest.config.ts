@@ -24,5 +24,7 @@ export default defineConfig({
     maxWorkers: 2,
     pool: 'forks',
     reporters: ['default', './scripts/summary-reporter.ts'],
+    // Removes the krill-* working directories the suites leave in the temp directory.
+    globalSetup: ['./scripts/temp-dirs.ts'],
   },
 });

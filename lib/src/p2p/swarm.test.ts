@@ -1,5 +1,5 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,10 +12,20 @@ import { TokenBucket } from './token-bucket.js';
 
 const MiB = 1024 * 1024;
 let nodes: PeerNode[] = [];
+let dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(nodes.map((n) => n.close()));
   nodes = [];
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
 });
+
+/** A working directory removed after the test (each holds several copies of a blob). */
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+  dirs.push(d);
+  return d;
+}
 
 function makeBlob(size: number): { bytes: Buffer; metainfo: Metainfo } {
   const bytes = createCipheriv('aes-128-ctr', Buffer.alloc(16, 3), Buffer.alloc(16)).update(Buffer.alloc(size));
@@ -37,7 +47,7 @@ async function peer(dir: string, name: string, metainfo: Metainfo, opts: { egres
 
 describe('swarm on loopback', () => {
   it('1 seeder + 5 agents get a 64 MB blob, byte-identical and verified, mostly from each other', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { bytes, metainfo } = makeBlob(64 * MiB);
     // The seeder is capped (16 MB/s) so that the agents must share to finish quickly.
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(16 * MiB, 2 * MiB) });
@@ -58,7 +68,7 @@ describe('swarm on loopback', () => {
   });
 
   it('blacklists a peer that sends corrupt pieces and still completes correctly', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { bytes, metainfo } = makeBlob(8 * MiB);
     const good = await peer(dir, 'good', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
     for (let i = 0; i < metainfo.pieces.length; i++) await good.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
@@ -82,7 +92,7 @@ describe('swarm on loopback', () => {
   });
 
   it('a peer killed mid-transfer does not stop the others', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seeds = await Promise.all(['s1', 's2'].map((n) => peer(dir, n, metainfo, { egress: new TokenBucket(8 * MiB, MiB) })));
     for (const s of seeds) for (let i = 0; i < metainfo.pieces.length; i++) await s.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
@@ -96,7 +106,7 @@ describe('swarm on loopback', () => {
   });
 
   it('an agent restarted mid-download resumes and does not fetch again the pieces it had verified', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
     for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
@@ -119,7 +129,7 @@ describe('swarm on loopback', () => {
   });
 
   it('a seeder declines a piece a peer holds, so it sends each piece once, and serves it when asked again', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(32 * MiB, MiB) });
     for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
@@ -154,7 +164,7 @@ describe('swarm on loopback', () => {
   });
 
   it('refuses a connection for a blob the node does not serve', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
+    const dir = tempDir();
     const { metainfo } = makeBlob(2 * MiB);
     const other = makeBlob(3 * MiB).metainfo;
     const a = await peer(dir, 'a', metainfo);
