@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
-import { measurePageCache, pageCacheLine } from './page-cache.js';
 
 /**
  * `npm run bench:swarm -- --hosts N --size MB --cap MBps [--latency ms]` (1 MB = 10^6 bytes):
@@ -11,9 +10,8 @@ import { measurePageCache, pageCacheLine } from './page-cache.js';
  * ask for the same blob at the same moment. Then, in the same run, the same N hosts download it
  * straight from the origin over HTTP. Prints for each: p50, p90, p99 and max completion time,
  * the ideal (size / cap), p99 / ideal, the bytes the origin sent on its link, the agents' peak
- * resident memory, how busy the machine's cores were (near 100% means the CPU, not the
- * network, was the limit), and what this machine's kernel charges for writing into new pages of
- * the page cache (see measurePageCache), which every byte an agent receives costs.
+ * resident memory, and how busy the machine's cores were (near 100% means the CPU, not the
+ * network, was the limit).
  */
 const { values } = parseArgs({ options: {
   hosts: { type: 'string', default: '10' }, size: { type: 'string', default: '200' }, cap: { type: 'string', default: '25' },
@@ -62,8 +60,6 @@ async function main(): Promise<void> {
     const bySource = krill.summary.bytesBySource;
     process.stdout.write(`${cpuRow(krill)}\n`);
     process.stdout.write(`        bytes received: peers ${((bySource['peers'] ?? 0) / 1e6).toFixed(0)} MB, origins ${((bySource['origins'] ?? 0) / 1e6).toFixed(0)} MB, origins over HTTP ${((bySource['originHttp'] ?? 0) / 1e6).toFixed(0)} MB\n`);
-    // The agents wrote every byte they received into new pages of their caches.
-    process.stdout.write(`${pageCacheLine(await measurePageCache(work), hosts * size, 'the agents wrote')}\n`);
     if (!values['skip-direct']) {
       const direct = await runSwarm({ ...base, dir: join(work, 'direct'), mode: 'direct' });
       process.stdout.write(`${row('direct', direct)}\n${cpuRow(direct)}\n`);
