@@ -94,7 +94,7 @@ export class Swarm extends EventEmitter {
       onWarning: (err) => this.emit('warning', err),
     });
     this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
-    this.pipeline = o.pipeline ?? 4;
+    this.pipeline = o.pipeline ?? 2;
     this.maxOutstanding = Math.max(1, Math.floor((o.maxInflightBytes ?? DEFAULT_INFLIGHT_BYTES) / o.file.metainfo.pieceLength));
     this.timeoutMs = o.requestTimeoutMs ?? 15_000;
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));

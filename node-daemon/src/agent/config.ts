@@ -67,8 +67,11 @@ export const agentConfigSchema: Schema = {
         // Ten connections per blob, as Kraken: enough sources to fill a link, few enough to keep
         // each one's pipeline full.
         maxConnections: { type: 'integer', minimum: 1, maximum: 200, default: 10 },
-        // Four outstanding pieces per peer cover one round trip at link speed for 1-4 MiB pieces.
-        pipeline: { type: 'integer', minimum: 1, maximum: 64, default: 4 },
+        // Two outstanding pieces per peer: one arriving while the next is asked for, a round trip
+        // at link speed for 1-4 MiB pieces (1 MiB at 25 MB/s takes 40 ms). Deeper pipelines piled
+        // requests up at whichever peer announced a piece first while others stood idle
+        // (bench:swarm, 10 hosts: p99 11.5-11.9 s with 1 or 2, 12.0-13.4 s with 4, 12.5-12.9 s with 8).
+        pipeline: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
         // 15 s: a 4 MiB piece at 1 MB/s still arrives; a dead peer's requests move on soon after.
         requestTimeoutMs: { type: 'integer', minimum: 100, default: 15_000 },
         // When a tracker fails, try again after one ordinary announce interval.
