@@ -35,7 +35,7 @@ async function start(o: Parameters<typeof PeerNode.start>[0] = {}): Promise<Peer
 async function downloader(dir: string, metainfo: Metainfo) {
   const dataPath = join(dir, 'agent');
   const file = await PieceFile.open(dataPath, metainfo);
-  const swarm = new Swarm({ file, dataPath });
+  const swarm = new Swarm({ file });
   const node = await start();
   node.register(metainfo.digest, 'team/app', swarm);
   const done = new Promise<void>((resolve) => swarm.once('complete', () => resolve()));
@@ -75,7 +75,7 @@ describe('peer node', () => {
         asked.push([digest, namespace]);
         if (digest !== metainfo.digest) return undefined;
         await new Promise((r) => setTimeout(r, 50));
-        return new Swarm({ file: await PieceFile.seed(seedPath, metainfo), dataPath: seedPath });
+        return new Swarm({ file: await PieceFile.seed(seedPath, metainfo) });
       },
     });
     const joined: string[] = [];
@@ -108,7 +108,7 @@ describe('peer node', () => {
     mode = 'throw';
     expect(await firstAnswer(seeder.port, metainfo)).toMatchObject({ type: 'error', code: 'BLOB_UNKNOWN' });
     // A registered swarm is served; once unregistered, the digest is resolved again (and refused).
-    const seedSwarm = new Swarm({ file: await PieceFile.seed(seedPath, metainfo), dataPath: seedPath });
+    const seedSwarm = new Swarm({ file: await PieceFile.seed(seedPath, metainfo) });
     seeder.register(metainfo.digest, 'team/app', seedSwarm);
     await a.node.connect('127.0.0.1', seeder.port, metainfo.digest);
     await a.done;

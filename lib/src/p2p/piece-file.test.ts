@@ -1,20 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sha256 } from '../digest.js';
-import { PieceHasher } from '../metainfo.js';
 import { PieceFile } from './piece-file.js';
+import { testBlob } from './test-blob.js';
 
 const PIECE = 64 * 1024;
 
-function blob(size: number) {
-  const bytes = randomBytes(size);
-  const h = new PieceHasher(PIECE);
-  h.update(bytes);
-  return { bytes, metainfo: h.finish(sha256(bytes)) };
-}
+const blob = (size: number) => testBlob(size, PIECE);
 const piece = (b: Buffer, i: number) => b.subarray(i * PIECE, (i + 1) * PIECE);
 const path = () => join(mkdtempSync(join(tmpdir(), 'krill-pieces-')), 'blob');
 

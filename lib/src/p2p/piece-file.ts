@@ -116,7 +116,8 @@ export class PieceFile extends EventEmitter {
 
   /**
    * Verifies and stores a piece; resolves true if it was new, false if it was already present
-   * (a duplicate from endgame). Emits `piece` (index) for a new one.
+   * (a duplicate from endgame). Emits `piece` (index, bytes) for a new one; the bytes are the
+   * caller's and valid only during the event.
    */
   /** Pieces present but not yet recorded in the status file, and the sync under way. */
   private unsynced: number[] = [];
@@ -140,7 +141,7 @@ export class PieceFile extends EventEmitter {
     this.unsynced.push(index);
     // Served and announced at once (its bytes are verified and readable); recorded on disk with
     // the next group sync.
-    this.emit('piece', index);
+    this.emit('piece', index, bytes);
     if (this.complete) {
       this.sync().then(() => this.emit('complete'), (err: unknown) => this.emit('warning', err));
     } else {

@@ -37,7 +37,7 @@ function makeBlob(size: number): { bytes: Buffer; metainfo: Metainfo } {
 async function peer(dir: string, name: string, metainfo: Metainfo, opts: { egress?: TokenBucket } = {}) {
   const dataPath = join(dir, name);
   const file = await PieceFile.open(dataPath, metainfo);
-  const swarm = new Swarm({ file, dataPath, pipeline: 4, requestTimeoutMs: 5000, ...(opts.egress ? { egress: opts.egress } : {}) });
+  const swarm = new Swarm({ file, pipeline: 4, requestTimeoutMs: 5000, ...(opts.egress ? { egress: opts.egress } : {}) });
   const node = await PeerNode.start();
   nodes.push(node);
   node.register(metainfo.digest, 'team/app', swarm);
@@ -74,7 +74,7 @@ describe('swarm on loopback', () => {
     for (let i = 0; i < metainfo.pieces.length; i++) await good.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
     // A liar: it claims every piece and answers requests with garbage.
     const liarFile = await PieceFile.open(join(dir, 'liar'), metainfo);
-    const liarSwarm = new Swarm({ file: liarFile, dataPath: join(dir, 'liar') });
+    const liarSwarm = new Swarm({ file: liarFile });
     (liarFile as unknown as { has: (i: number) => boolean }).has = () => true;
     (liarFile as unknown as { bitfield: () => Buffer }).bitfield = () => Buffer.alloc(1, 0xff);
     (liarFile as unknown as { read: (i: number) => Promise<Buffer> }).read = async () => Buffer.alloc(MiB, 7);

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { EventEmitter } from 'node:events';
 import { KrillError } from '../errors.js';
 import type { Wire } from '../wire/wire.js';
 import type { WireMessage } from '../wire/messages.js';
 import { piecePool } from '../wire/buffer-pool.js';
 import type { PieceFile } from './piece-file.js';
+import { BlobHasher } from './blob-hasher.js';
 import { PiecePicker } from './piece-picker.js';
 import { Uploads, type Pacer, type UploadPeer } from './uploads.js';
 
@@ -29,8 +28,6 @@ const UNAVAILABLE_BACKOFF_MS = 2000;
 
 export interface SwarmOptions {
   file: PieceFile;
-  /** Path of the data file, to verify the whole blob once every piece is in. */
-  dataPath: string;
   /** Requests outstanding per peer: enough to keep a link busy across one round trip. */
   pipeline?: number;
   /** A request unanswered this long is given up and asked of another peer. */
@@ -86,6 +83,8 @@ export class Swarm extends EventEmitter {
   readonly discarded = { origin: 0, peer: 0 };
   private verified = false;
   private closed = false;
+  /** The whole blob's digest, computed as the pieces arrive (absent for a verified seeder). */
+  private hasher: BlobHasher | undefined;
 
   constructor(private readonly o: SwarmOptions) {
     super();
@@ -99,12 +98,14 @@ export class Swarm extends EventEmitter {
     this.timeoutMs = o.requestTimeoutMs ?? 15_000;
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
-    o.file.on('piece', (i: number) => this.announce(i));
-    if (o.file.complete) {
-      // A seeder's file was verified when it was stored; hashing it again would read it all.
-      if (o.verified) this.verified = true;
-      else this.verifySafely();
-    }
+    // A seeder's file was verified when it was stored; hashing it again would read it all.
+    if (o.verified && o.file.complete) this.verified = true;
+    else this.hasher = new BlobHasher(o.file);
+    o.file.on('piece', (i: number, bytes?: Buffer) => {
+      this.hasher?.stored(i, bytes);
+      this.announce(i);
+    });
+    if (o.file.complete) this.verifySafely();
   }
 
   get file(): PieceFile {
@@ -337,7 +338,7 @@ export class Swarm extends EventEmitter {
   private async verify(): Promise<void> {
     if (this.verified) return;
     this.verified = true;
-    const digest = await hashFile(this.o.dataPath, this.o.file.metainfo.pieceLength);
+    const digest = await this.hasher!.digest();
     if (digest !== this.o.file.metainfo.digest) {
       this.emit('error', new KrillError('Internal', 'ERR_BLOB_CORRUPT', `assembled blob hashes to ${digest}, not ${this.o.file.metainfo.digest}`));
       return;
@@ -345,22 +346,4 @@ export class Swarm extends EventEmitter {
     for (const p of this.peers.values()) void p.wire.send({ type: 'complete' }).catch(() => undefined);
     this.emit('complete');
   }
-}
-
-/** SHA-256 of a file, read through one pooled buffer (a fresh buffer per read made the GC run). */
-async function hashFile(path: string, chunkBytes: number): Promise<string> {
-  const h = createHash('sha256');
-  const buf = piecePool.take(chunkBytes);
-  const fh = await open(path, 'r');
-  try {
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-    }
-  } finally {
-    await fh.close();
-    piecePool.give(buf);
-  }
-  return `sha256:${h.digest('hex')}`;
 }

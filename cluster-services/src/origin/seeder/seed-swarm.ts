@@ -75,7 +75,7 @@ async function fromStore(ctx: SeedContext, namespace: string, digest: Digest): P
   }
   try {
     const file = await PieceFile.seed(held.path, await ctx.store.metainfo(digest));
-    const swarm = new Swarm({ file, dataPath: held.path, egress: ctx.egress, verified: true });
+    const swarm = new Swarm({ file, egress: ctx.egress, verified: true });
     return { digest, namespace, swarm, arriving: false, dispose: async () => { await file.close(); held.release(); } };
   } catch (err) {
     held.release();
@@ -103,7 +103,7 @@ async function streamed(ctx: SeedContext, backend: Backend, namespace: string, m
   const digest = meta.digest;
   const path = join(ctx.scratchDir, `${hexOf(digest)}-${randomBytes(4).toString('hex')}`);
   const file = await PieceFile.open(path, meta);
-  const swarm = new Swarm({ file, dataPath: path, egress: ctx.egress });
+  const swarm = new Swarm({ file, egress: ctx.egress });
   const dispose = async () => {
     await file.close();
     await Promise.all([rm(path, { force: true }), rm(`${path}.status`, { force: true })]);

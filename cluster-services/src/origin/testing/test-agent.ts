@@ -15,7 +15,7 @@ import {
 export async function startTestAgent(metainfo: Metainfo, namespace = 'team/app') {
   const dataPath = join(mkdtempSync(join(tmpdir(), 'krill-agent-')), 'blob');
   const file = await PieceFile.open(dataPath, metainfo);
-  const swarm = new Swarm({ file, dataPath, requestTimeoutMs: 5000 });
+  const swarm = new Swarm({ file, requestTimeoutMs: 5000 });
   const node = await PeerNode.start();
   node.register(metainfo.digest, namespace, swarm);
   const done = new Promise<void>((resolve, reject) => {

@@ -48,7 +48,7 @@ export function createCacheSeeder(o: { cache: BlobCache; egress: Pacer; maxPeers
       o.cache.acquire(hit.digest);
       try {
         const file = await PieceFile.seed(hit.path, hit.metainfo);
-        const swarm = new Swarm({ file, dataPath: hit.path, verified: true, egress: o.egress, maxPeers: o.maxPeers });
+        const swarm = new Swarm({ file, verified: true, egress: o.egress, maxPeers: o.maxPeers });
         swarm.on('warning', (err: Error) => o.logger.warn({ digest, err: err.message }, 'seed swarm warning'));
         seeds.set(hit.digest, { swarm, file, timer: setTimeout(() => undefined, 0) });
         arm(hit.digest);

@@ -86,7 +86,7 @@ export class Download extends EventEmitter {
     this.file = await PieceFile.open(dataPath, this.metainfo);
     if (this.file.presentCount > 0) this.d.logger.info({ digest: this.digest, pieces: this.file.presentCount }, 'resuming a partial download');
     this.swarm = new Swarm({
-      file: this.file, dataPath, pipeline: config.p2p.pipeline, requestTimeoutMs: config.p2p.requestTimeoutMs,
+      file: this.file, pipeline: config.p2p.pipeline, requestTimeoutMs: config.p2p.requestTimeoutMs,
       maxPeers: config.p2p.maxConnections, ingress: this.d.ingress, egress: this.d.egress,
     });
     this.swarm.on('complete', () => void this.completed());
