@@ -89,3 +89,18 @@ function categoryOfStatus(status: number): ErrorCategory {
   if (status >= 500) return 'Unavailable';
   return 'Internal';
 }
+
+/** Node's codes for a full disk or an exhausted quota. */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * A write that failed because the disk (or the quota) is full, as a domain error naming what was
+ * being written: ERR_STORE_FULL, Unavailable (another replica or a later try may have room).
+ * Any other error is returned as it was. Storage code calls this where it writes, so that the
+ * edges answer "no space left" (HTTP 507 at the registry API) rather than a bare internal error.
+ */
+export function diskError(err: unknown, what: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined || !NO_SPACE.has(code)) return err;
+  return new KrillError('Unavailable', 'ERR_STORE_FULL', `${what}: no space left on the device (${code})`, { cause: err });
+}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { KrillError } from '../errors.js';
+import { KrillError, diskError } from '../errors.js';
 import type { BufferPool } from '../wire/buffer-pool.js';
 
 /**
@@ -134,7 +134,9 @@ export class PieceFile extends EventEmitter {
     if (bytes.length !== want || hash !== this.metainfo.pieces[index]) {
       throw new KrillError('InvalidArgument', 'ERR_PIECE_CORRUPT', `piece ${index} of ${this.metainfo.digest}: ${bytes.length} bytes hashing to ${hash}, expected ${want} bytes hashing to ${this.metainfo.pieces[index]}`);
     }
-    await this.data.write(bytes, 0, bytes.length, index * this.metainfo.pieceLength);
+    await this.data.write(bytes, 0, bytes.length, index * this.metainfo.pieceLength).catch((err: unknown) => {
+      throw diskError(err, `writing piece ${index} of ${this.metainfo.digest}`);
+    });
     if (this.has(index)) return false;
     this.present[index] = 1;
     this.count++;

@@ -250,6 +250,8 @@ export class Swarm extends EventEmitter {
         this.discarded[peer.origin ? 'origin' : 'peer'] += data.length;
       }
     } catch (err) {
+      // A full disk ends the download with that error; waiting for peers would not help.
+      if ((err as KrillError).code === 'ERR_STORE_FULL') return void this.emit('error', err);
       if ((err as KrillError).code !== 'ERR_PIECE_CORRUPT') throw err;
       this.emit('corrupt', peer.key);
       this.ban(peer, `sent a corrupt piece ${index}`);

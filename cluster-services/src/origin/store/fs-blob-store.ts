@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
+  diskError,
   FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
   isDigest, type Digest, type Logger, type Metainfo,
 } from '@krill/lib';
@@ -134,7 +135,10 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
         p = (async () => {
           const m = await hashPieces(layout.data(digest), digest, size);
           const tmp = tmpName('metainfo');
-          await writeFile(tmp, JSON.stringify(m));
+          await writeFile(tmp, JSON.stringify(m)).catch(async (err: unknown) => {
+            await rm(tmp, { force: true });
+            throw diskError(err, `storing the metainfo of ${digest}`);
+          });
           await rename(tmp, layout.metainfo(digest)).catch(async (err) => {
             await rm(tmp, { force: true });
             // Evicted meanwhile: the answer is still right for the bytes that were read.

@@ -3,7 +3,7 @@ import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Digester, InvalidArgumentError, PieceHasher, pieceLengthFor, type Digest, type Metainfo } from '@krill/lib';
+import { Digester, InvalidArgumentError, diskError, PieceHasher, pieceLengthFor, type Digest, type Metainfo } from '@krill/lib';
 
 /** Read and write buffers for blob files: large enough that a GiB moves in ~1,000 syscalls. */
 export const IO_CHUNK = 1024 * 1024;
@@ -66,7 +66,7 @@ export async function stageBlob(tmpRoot: string, digest: Digest, body: Readable,
     return { dir, size: digester.size };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    throw err;
+    throw diskError(err, `storing ${digest} under ${tmpRoot}`);
   } finally {
     await flushFd?.close().catch(() => undefined);
   }

@@ -4,7 +4,7 @@ import { open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type Digest, type Logger } from '@krill/lib';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, diskError, isCategory, type Digest, type Logger } from '@krill/lib';
 import { IO_CHUNK, backgroundFlusher, hashFile } from './ingest.js';
 
 /** Upload ids are 128 random bits in hex; anything else in a path is refused. */
@@ -131,7 +131,7 @@ export function createUploadArea(dir: string, logger: Logger): UploadArea {
       out.destroy();
       // The write stream may still be closing its descriptor; the caller looks at the file only after it has.
       await finished(out).catch(() => undefined);
-      throw err;
+      throw diskError(err, `writing upload ${file}`);
     } finally {
       await flushFd?.close().catch(() => undefined);
     }
@@ -171,8 +171,9 @@ export function createUploadArea(dir: string, logger: Logger): UploadArea {
             running.delete(id);
             await truncate(file, offset);
             if (before) running.set(id, { hash: before, size: offset });
-            // A chunk refused by a check on its bytes (a wrong length) keeps that error.
-            if (err instanceof InvalidArgumentError) throw err;
+            // A chunk refused by a check on its bytes (a wrong length) keeps that error, and so
+            // does a full disk (the client should hear that, not that its chunk was bad).
+            if (err instanceof InvalidArgumentError || isCategory(err, 'Unavailable')) throw err;
             throw new InvalidArgumentError(`upload ${id}: the chunk at ${offset} broke off and was discarded: ${(err as Error).message}`, { code: 'ERR_UPLOAD_INVALID', cause: err });
           }
           const now = await size(id);

@@ -38,6 +38,8 @@ const BY_CODE: Record<string, [code: string, status: number]> = {
   ERR_PAGINATION_INVALID: ['PAGINATION_NUMBER_INVALID', 400],
   // A method the endpoint does not take.
   ERR_UNSUPPORTED: ['UNSUPPORTED', 405],
+  // The origins' disks are full: 507 Insufficient Storage (RFC 4918); the spec has no code of its own.
+  ERR_STORE_FULL: ['UNKNOWN', 507],
 };
 
 /** NotFound by endpoint: what is missing is the thing the endpoint serves. */

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FailedPreconditionError, InternalError, parseDigest, type Digest, type Logger, type Metainfo } from '@krill/lib';
+import { FailedPreconditionError, InternalError, diskError, parseDigest, type Digest, type Logger, type Metainfo } from '@krill/lib';
 import type { BlobCache, CachedBlob, PartialBlob } from '../blob-cache.js';
 
 interface Entry {
@@ -123,7 +123,13 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
         bytes -= e.size;
         throw err;
       }
-      await writeFile(p.meta, JSON.stringify(metainfo));
+      try {
+        await writeFile(p.meta, JSON.stringify(metainfo));
+      } catch (err) {
+        entries.delete(digest);
+        bytes -= e.size;
+        throw diskError(err, `cache: recording ${digest}`);
+      }
       return { digest, dataPath: p.data };
     },
     async commit(digest) {
