@@ -33,12 +33,12 @@ describe('a full disk', () => {
     const big = randomBytes(6 * 1024 * 1024);
     const res = await put(v2, 'team/app', big);
     const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
-    expect({ status: res.status, body }).toMatchObject({ status: 507 });
-    expect(body.errors[0]!.message).toMatch(/no space left on the device \(ENOSPC\)/);
+    expect(`${res.status} ${body.errors[0]?.message}`).toMatch(/^507 .*no space left on the device \(ENOSPC\)/);
     expect(await cluster.originClient.stat('team/app', sha256(big)).then(() => 'stored', (e: { code?: string }) => e.code)).toBe('ERR_BLOB_NOT_FOUND');
     // The partial copy is gone, so there is room again.
     const small = randomBytes(512 * 1024);
-    expect((await put(v2, 'team/app', small)).status).toBe(201);
+    const again = await put(v2, 'team/app', small);
+    expect(`${again.status} ${await again.text()}`).toBe('201 ');
     await cluster.close();
     cluster = undefined;
   });

@@ -1,6 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorBody, httpStatusOf, isKrillError } from './errors.js';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Logger } from './logger.js';
 
 export interface HttpServiceOptions {
@@ -134,4 +136,18 @@ export function useJsonErrors(app: FastifyInstance): void {
 export function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;
   return () => (p ??= fn());
+}
+
+/**
+ * Reads what is left of a request body and drops it, waiting until it has ended (at most
+ * `maxMs`), before the caller answers with an error. An error answered while the client was
+ * still sending raced the rest of the body: the connection could close under the client, which
+ * then lost the answer (a full disk reached the registry client as a bare 503).
+ */
+export async function drainBody(body: Readable, maxMs = 10_000): Promise<void> {
+  if (body.destroyed || body.readableEnded) return;
+  body.resume();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([finished(body).catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, maxMs); })]);
+  clearTimeout(timer);
 }

@@ -152,8 +152,12 @@ export function createOriginClient(options: OriginClientOptions): OriginClient {
     async appendUpload(upload, offset, body, signal) {
       // No Content-Length: the body is chunked, so the origin sees the chunk end only when `body`
       // ends, and a body destroyed before that is cut back on the origin, never kept short.
+      // `reset`: the connection is closed after the chunk, never reused. An origin that refuses a
+      // chunk (a full disk) answers before the body has ended and drains the rest; a next request
+      // sent on that socket was read as more of the body and never answered (60 s, then a
+      // headers timeout). One connection per chunk costs nothing next to a chunk's bytes.
       const res = await call(dispatcher, 'PATCH', `${upload.origin}/uploads/${upload.id}?atomic=1`, `origin ${upload.origin} append upload`, {
-        body, headers: { 'upload-offset': String(offset), 'content-type': 'application/octet-stream' }, ...(signal ? { signal } : {}),
+        body, reset: true, headers: { 'upload-offset': String(offset), 'content-type': 'application/octet-stream' }, ...(signal ? { signal } : {}),
       }).catch((err: unknown) => {
         body.destroy();
         throw err;

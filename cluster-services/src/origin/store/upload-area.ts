@@ -4,7 +4,7 @@ import { open, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, diskError, isCategory, type Digest, type Logger } from '@krill/lib';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, diskError, drainBody, isCategory, type Digest, type Logger } from '@krill/lib';
 import { IO_CHUNK, backgroundFlusher, hashFile } from './ingest.js';
 
 /** Upload ids are 128 random bits in hex; anything else in a path is refused. */
@@ -181,8 +181,9 @@ export function createUploadArea(dir: string, logger: Logger): UploadArea {
           return now;
         }, options.atomic ? ATOMIC_WAIT_MS : 0);
       } catch (err) {
-        // A refused body is drained so the connection can carry the error reply.
-        if (!body.destroyed) body.resume();
+        // A refused body is read to its end before the error goes out, so the client (the
+        // proxy) has sent it all and reads the reply whole.
+        await drainBody(body);
         throw err;
       }
     },
