@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { createCriClient } from '../harness/cri-client.js';
 import { startDockerRegistry } from '../harness/docker-registry.js';
 import { benchNodeArgs, freePort, startKrillProcess, type KrillProcess } from '../harness/krill-process.js';
 import { copy } from '../harness/skopeo.js';
+import { createContainerd } from '@krill/node-daemon';
 import { cpuSeconds, withCpu } from './cpu.js';
 
 /**
@@ -18,7 +19,10 @@ import { cpuSeconds, withCpu } from './cpu.js';
  * (b) by containerd alone, its CRI PullImage from Debian's docker-registry (a hosts.toml mirror)
  * holding the same image, in one run. Each pull gets a fresh containerd (new root, so an empty
  * content store and no snapshots) and krill a fresh agent cache. Prints both times, the cores
- * busy, and the ratio (goal: krill <= 1.1 x containerd alone).
+ * busy, and the ratio (goal: krill <= 1.1 x containerd alone). Each run also measures (c) the
+ * floor under (a): krill's content.Write writer putting the image's layers, read from files,
+ * into a fresh containerd, three at a time as a pull does, with nothing else running: the
+ * time and CPU containerd itself needs to take the bytes in over its API.
  */
 const { values } = parseArgs({ options: { 'size-mb': { type: 'string', default: '500' }, runs: { type: 'string', default: '3' }, containerd: { type: 'string', default: '1.6' } } });
 const SIZE_MB = Number(values['size-mb']);
@@ -55,6 +59,33 @@ async function startKrill(dir: string): Promise<{ procs: KrillProcess[]; proxyHo
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** (c): the image's layers written into a fresh containerd with krill's writer; ms and containerd's CPU seconds. */
+async function contentWriteAlone(dir: string, img: BuiltImage): Promise<{ ms: number; cpu: number; bytes: number }> {
+  const containerd = await startContainerd({ dir: join(dir, 'containerd'), version: VERSION });
+  const client = createContainerd({ socket: containerd.socket, namespace: 'k8s.io' });
+  try {
+    const layers = img.images[0]!.layers;
+    const lease = await client.createLease(600_000);
+    const cpu0 = cpuSeconds(containerd.pid);
+    const t0 = performance.now();
+    const queue = [...layers];
+    await Promise.all([0, 1, 2].map(async () => {
+      for (let l = queue.shift(); l; l = queue.shift()) {
+        const body = createReadStream(join(img.dir, 'blobs', 'sha256', l.digest.slice(7)), { highWaterMark: 4 * 1024 * 1024 });
+        await client.writeBlob({ lease, desc: { mediaType: l.mediaType, digest: l.digest, size: l.size }, body, labels: {} });
+      }
+    }));
+    const ms = performance.now() - t0;
+    const cpu = cpuSeconds(containerd.pid) - cpu0;
+    await lease.delete();
+    return { ms, cpu, bytes: layers.reduce((n, l) => n + l.size, 0) };
+  } finally {
+    client.close();
+    await containerd.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-cri-'));
   const img = await benchImage(join(tmpdir(), 'krill-bench'));
@@ -63,11 +94,16 @@ async function main(): Promise<void> {
   const registry = await startDockerRegistry({ dir: join(work, 'registry') });
   const krill = await startKrill(join(work, 'krill'));
   const times: Record<'krill' | 'containerd', number[]> = { krill: [], containerd: [] };
+  const floor: number[] = [];
   const cores: Record<'krill' | 'containerd', number[]> = { krill: [], containerd: [] };
   try {
     await copy(`oci:${img.dir}:v1`, `docker://${registry.host}/bench/app:v1`);
     await copy(`oci:${img.dir}:v1`, `docker://${krill.proxyHost}/bench/app:v1`);
     for (let run = 0; run < RUNS; run++) {
+      execFileSync('sync');
+      const w = await contentWriteAlone(join(work, `run-${run}-content-write`), img);
+      floor.push(w.ms);
+      process.stdout.write(`  run ${run + 1} content.Write alone (layers from files) ${(w.ms / 1000).toFixed(2)} s, ${(w.bytes / 1e6 / (w.ms / 1000)).toFixed(0)} MB/s (CPU s: containerd ${w.cpu.toFixed(2)})\n`);
       for (const side of ['containerd', 'krill'] as const) {
         const dir = join(work, `run-${run}-${side}`);
         mkdirSync(dir, { recursive: true });
@@ -131,6 +167,8 @@ async function main(): Promise<void> {
   process.stdout.write(`krill (CRI socket, warm origins)   median ${(k / 1000).toFixed(2)} s, cores ${median(cores.krill).toFixed(2)}\n`);
   process.stdout.write(`containerd alone (docker-registry) median ${(c / 1000).toFixed(2)} s, cores ${median(cores.containerd).toFixed(2)}\n`);
   process.stdout.write(`ratio krill/containerd (median): ${(k / c).toFixed(2)} (goal <= 1.10)\n`);
+  const f = median(floor);
+  process.stdout.write(`content.Write alone, the floor under krill's pull before any unpack: median ${(f / 1000).toFixed(2)} s, ${(f / c).toFixed(2)} x containerd's whole pull\n`);
 }
 
 main().catch((err) => {
