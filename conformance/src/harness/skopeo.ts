@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,11 +19,14 @@ let config: PrivateConfig | undefined;
 /**
  * A private configuration, so skopeo needs nothing from /etc/containers: a signature policy that
  * accepts anything, an empty registries.d (no signature storage) and an empty registries.conf
- * (no mirrors or short-name aliases; every reference here is fully qualified). Made on first use.
+ * (no mirrors or short-name aliases; every reference here is fully qualified). Made on first use,
+ * removed at exit.
  */
 function privateConfig(): PrivateConfig {
   if (config) return config;
   const dir = mkdtempSync(join(tmpdir(), 'krill-skopeo-'));
+  // Removed when this process ends (a benchmark's too, which the suites' cleanup does not see).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const policy = join(dir, 'policy.json');
   writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
   const registriesD = join(dir, 'registries.d');
