@@ -1,8 +1,8 @@
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorBody, httpStatusOf, isKrillError } from './errors.js';
-import type { Readable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { Logger } from './logger.js';
 
 export interface HttpServiceOptions {

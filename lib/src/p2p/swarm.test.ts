@@ -20,6 +20,11 @@ afterEach(async () => {
   dirs = [];
 });
 
+/** Stores every piece of `bytes` (1 MiB pieces): the file of a complete seeder. */
+async function writeAll(file: PieceFile, bytes: Buffer): Promise<void> {
+  for (let i = 0; i < file.pieceCount; i++) await file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+}
+
 /** A working directory removed after the test (each holds several copies of a blob). */
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'krill-swarm-'));
@@ -51,7 +56,7 @@ describe('swarm on loopback', () => {
     const { bytes, metainfo } = makeBlob(64 * MiB);
     // The seeder is capped (16 MB/s) so that the agents must share to finish quickly.
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(16 * MiB, 2 * MiB) });
-    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    await writeAll(seed.file, bytes);
     const agents = await Promise.all([1, 2, 3, 4, 5].map((i) => peer(dir, `agent-${i}`, metainfo)));
     for (const [i, a] of agents.entries()) {
       await a.node.connect('127.0.0.1', seed.node.port, metainfo.digest, { origin: true });
@@ -71,7 +76,7 @@ describe('swarm on loopback', () => {
     const dir = tempDir();
     const { bytes, metainfo } = makeBlob(8 * MiB);
     const good = await peer(dir, 'good', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
-    for (let i = 0; i < metainfo.pieces.length; i++) await good.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    await writeAll(good.file, bytes);
     // A liar: it claims every piece and answers requests with garbage.
     const liarFile = await PieceFile.open(join(dir, 'liar'), metainfo);
     const liarSwarm = new Swarm({ file: liarFile });
@@ -95,7 +100,7 @@ describe('swarm on loopback', () => {
     const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seeds = await Promise.all(['s1', 's2'].map((n) => peer(dir, n, metainfo, { egress: new TokenBucket(8 * MiB, MiB) })));
-    for (const s of seeds) for (let i = 0; i < metainfo.pieces.length; i++) await s.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    for (const s of seeds) await writeAll(s.file, bytes);
     const agent = await peer(dir, 'agent', metainfo);
     for (const s of seeds) await agent.node.connect('127.0.0.1', s.node.port, metainfo.digest);
     // Kill the first seeder once the agent is part-way through.
@@ -109,7 +114,7 @@ describe('swarm on loopback', () => {
     const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(8 * MiB, MiB) });
-    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    await writeAll(seed.file, bytes);
     const first = await peer(dir, 'agent', metainfo);
     await first.node.connect('127.0.0.1', seed.node.port, metainfo.digest);
     await new Promise<void>((resolve) => first.file.on('piece', () => first.file.presentCount === 6 && resolve()));
@@ -132,7 +137,7 @@ describe('swarm on loopback', () => {
     const dir = tempDir();
     const { bytes, metainfo } = makeBlob(16 * MiB);
     const seed = await peer(dir, 'seed', metainfo, { egress: new TokenBucket(32 * MiB, MiB) });
-    for (let i = 0; i < metainfo.pieces.length; i++) await seed.file.write(i, bytes.subarray(i * MiB, (i + 1) * MiB));
+    await writeAll(seed.file, bytes);
     const first = await peer(dir, 'first', metainfo);
     await first.node.connect('127.0.0.1', seed.node.port, metainfo.digest, { origin: true });
     await first.done;
@@ -150,7 +155,7 @@ describe('swarm on loopback', () => {
     // A holder that never sends: declined once, the asker comes back, and the seeder serves it.
     const { bytes: small, metainfo: smallInfo } = makeBlob(3 * MiB);
     const seed2 = await peer(dir, 'seed2', smallInfo);
-    for (let i = 0; i < smallInfo.pieces.length; i++) await seed2.file.write(i, small.subarray(i * MiB, (i + 1) * MiB));
+    await writeAll(seed2.file, small);
     const mute = await peer(dir, 'mute', smallInfo, { egress: new TokenBucket(1, 1) });
     await mute.node.connect('127.0.0.1', seed2.node.port, smallInfo.digest, { origin: true });
     await mute.done;

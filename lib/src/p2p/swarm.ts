@@ -90,7 +90,7 @@ export class Swarm extends EventEmitter {
     super();
     this.uploads = new Uploads({
       file: o.file, ...(o.egress ? { egress: o.egress } : {}), peers: () => this.peers.values(),
-      onWarning: (err) => this.emit('warning', err),
+      onWarning: (err) => { if (!this.closed) this.emit('warning', err); },
     });
     this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
     this.pipeline = o.pipeline ?? 2;
@@ -152,7 +152,6 @@ export class Swarm extends EventEmitter {
 
   close(): void {
     this.closed = true;
-    this.uploads.closed = true;
     clearInterval(this.timer);
     for (const p of this.peers.values()) p.wire.close();
   }

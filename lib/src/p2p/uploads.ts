@@ -28,7 +28,7 @@ export interface UploadsOptions {
   egress?: Pacer;
   /** The peers connected now, to tell whether another one holds a piece. */
   peers: () => Iterable<UploadPeer>;
-  /** A send failed for another reason than a closed connection. */
+  /** A send failed (the swarm ignores it once closed). */
   onWarning: (err: unknown) => void;
 }
 
@@ -56,7 +56,6 @@ export class Uploads {
   served = 0;
   /** Requests declined because another peer holds the piece. */
   declinedCount = 0;
-  closed = false;
 
   constructor(private readonly o: UploadsOptions) {
     this.sentCount = new Uint32Array(o.file.pieceCount);
@@ -66,7 +65,7 @@ export class Uploads {
   /** A peer asked for a piece. */
   request(peer: UploadPeer, index: number): void {
     if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {
-      return void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index} is not here`, index }).catch(() => undefined);
+      return this.unavailable(peer, index, 'not here');
     }
     this.queue.push({ peer, index });
     this.pump();
@@ -89,7 +88,7 @@ export class Uploads {
   private pump(): void {
     while (this.sending < SENDS_AT_ONCE && this.queue.length > 0) {
       this.sending++;
-      this.sendNext().catch((err: unknown) => { if (!this.closed) this.o.onWarning(err); }).finally(() => {
+      this.sendNext().catch((err: unknown) => this.o.onWarning(err)).finally(() => {
         this.sending--;
         this.pump();
       });
@@ -103,7 +102,7 @@ export class Uploads {
     const { peer, index, substitute } = entry;
     this.sentCount[index]!++;
     this.sentTo[index] = peer;
-    if (substitute !== undefined) this.unavailable(peer, substitute);
+    if (substitute !== undefined) this.unavailable(peer, substitute, 'ask a peer');
     const data = await this.o.file.read(index, piecePool);
     // The buffer goes back to the pool once the socket has taken its bytes, not before.
     await peer.wire.send({ type: 'piece', index, data }, (ok) => { if (ok) piecePool.give(data); })
@@ -133,19 +132,21 @@ export class Uploads {
   private decline(peer: UploadPeer, index: number): boolean {
     if (peer.declined.has(index)) return false;
     const last = this.sentTo[index];
-    let elsewhere = last !== undefined && last !== peer && !last.wire.isClosed;
-    for (const p of this.o.peers()) {
-      if (elsewhere) break;
-      elsewhere = p !== peer && !p.origin && !p.wire.isClosed && p.has[index] === 1;
-    }
-    if (!elsewhere) return false;
+    const sentElsewhere = last !== undefined && last !== peer && !last.wire.isClosed;
+    if (!sentElsewhere && !this.heldElsewhere(peer, index)) return false;
     peer.declined.add(index);
     this.declinedCount++;
-    this.unavailable(peer, index);
+    this.unavailable(peer, index, 'ask a peer');
     return true;
   }
 
-  private unavailable(peer: UploadPeer, index: number): void {
-    void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index}: ask a peer`, index }).catch(() => undefined);
+  /** Whether a connected agent other than `peer` announced piece `index`. */
+  private heldElsewhere(peer: UploadPeer, index: number): boolean {
+    for (const p of this.o.peers()) if (p !== peer && !p.origin && !p.wire.isClosed && p.has[index] === 1) return true;
+    return false;
+  }
+
+  private unavailable(peer: UploadPeer, index: number, why: string): void {
+    void peer.wire.send({ type: 'error', code: 'PIECE_UNAVAILABLE', message: `piece ${index}: ${why}`, index }).catch(() => undefined);
   }
 }

@@ -118,12 +118,6 @@ export function openBlobCache(o: { dir: string; capacityBytes: number; logger: L
       bytes += e.size;
       try {
         await makeRoom(0);
-      } catch (err) {
-        entries.delete(digest);
-        bytes -= e.size;
-        throw err;
-      }
-      try {
         await writeFile(p.meta, JSON.stringify(metainfo));
       } catch (err) {
         entries.delete(digest);
