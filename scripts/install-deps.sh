@@ -3,7 +3,8 @@
 # skopeo (registry client), docker-registry (CNCF distribution, the upstream registry), containerd
 # (tests start their own, with their own root, state and socket),
 # apache2-utils (htpasswd for the registry's basic auth), busybox-static (the /bin/busybox the CRI
-# tests' images carry), dnsmasq-base (the DNS server the membership tests start on loopback), then
+# tests' images carry), dnsmasq-base (the DNS server the membership tests start on loopback),
+# util-linux-extra (fincore: the direct I/O test checks what reached the page cache), then
 # the npm workspaces and containerd 1.7 and 2.1 beside the system's 1.6 (scripts/fetch-containerd.sh,
 # unpacked under .krill/, not installed).
 set -euo pipefail
@@ -12,7 +13,7 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
   echo "install-deps: krill needs Node.js 20 or newer on PATH (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
-pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates containerd busybox-static dnsmasq-base)
+pkgs=(skopeo docker-registry apache2-utils iproute2 ca-certificates containerd busybox-static dnsmasq-base util-linux-extra)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

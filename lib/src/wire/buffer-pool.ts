@@ -1,3 +1,5 @@
+import { allocAlignedSlab, isAligned } from './aligned-memory.js';
+
 /**
  * Piece-sized buffers, reused. Every piece a peer receives or sends passes through one buffer of
  * the piece length (1 or 4 MiB for most blobs); allocating a fresh one each time made V8 run a full
@@ -9,6 +11,9 @@
  * are): the odd-sized last piece of each blob would otherwise fill the idle room with buffers
  * nothing asks for again. Other sizes are plain allocations.
  *
+ * Pooled sizes are page-aligned (see aligned-memory.ts), so a piece file can read and write them
+ * with direct I/O.
+ *
  * Giving back a buffer that is still in use would let its bytes change under the user: only the
  * code that knows the last use (the swarm after a piece is written, a wire after the socket took
  * the bytes) gives back.
@@ -16,6 +21,8 @@
 export class BufferPool {
   private readonly idle = new Map<number, Buffer[]>();
   private idleBytes = 0;
+  /** Buffers of the newest slab of each size that were never handed out yet. */
+  private readonly fresh = new Map<number, Buffer[]>();
   /** Buffers handed out that were taken from the pool rather than allocated (for tests and metrics). */
   reused = 0;
 
@@ -31,16 +38,17 @@ export class BufferPool {
       this.reused++;
       return buf;
     }
-    // Its own memory, never a slice of Node's shared 8 KiB pool: it must be safe to reuse whole.
-    return Buffer.allocUnsafeSlow(size);
+    let unused = this.fresh.get(size);
+    if (!unused?.length) this.fresh.set(size, (unused = allocAlignedSlab(size)));
+    return unused.pop()!;
   }
 
   /**
-   * Returns a buffer taken from this pool (or any whole buffer of its own memory) for reuse.
-   * Slices, and anything that would exceed the idle limit, are ignored.
+   * Returns a buffer taken from this pool (or any pool's) for reuse. Anything else (slices,
+   * other buffers), and anything that would exceed the idle limit, is ignored.
    */
   give(buf: Buffer): void {
-    if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || !pooledSize(buf.length)) return;
+    if (!isAligned(buf) || !pooledSize(buf.length)) return;
     if (this.idleBytes + buf.length > this.maxIdleBytes) return;
     let free = this.idle.get(buf.length);
     if (!free) this.idle.set(buf.length, (free = []));
