@@ -26,6 +26,12 @@ export interface SwarmRunOptions {
   timeoutMs: number;
   /** Kills agent 0 this long after the start (fault injection). */
   killFirstAgentAfterMs?: number;
+  /**
+   * krill mode: every agent first fetches a blob of this many bytes, all at once, and only then
+   * is the run's blob asked for (see warm-up in bench/swarm.ts). Absent: the run starts with
+   * agents that have just started.
+   */
+  warmupBytes?: number;
 }
 
 export interface SwarmRunResult {
@@ -57,7 +63,8 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
   const lab = await createLab({ hosts: [{ name: 'origin', capMBps: o.capMBps, ...(o.latencyMs ? { latencyMs: o.latencyMs } : {}) },
     ...Array.from({ length: o.agents }, (_, i) => ({ name: `agent-${i}`, capMBps: o.capMBps, ...(o.latencyMs ? { latencyMs: o.latencyMs } : {}) }))] });
   try {
-    const digest = await seedBackend(join(o.dir, 'backend'), o.sizeBytes);
+    const digest = await seedBackend(join(o.dir, 'backend'), o.sizeBytes, 9);
+    const warmup = o.mode === 'krill' && o.warmupBytes ? await seedBackend(join(o.dir, 'backend'), o.warmupBytes, 7) : undefined;
     const originHost = lab.host('origin');
     const originUrl = `http://${originHost.ip}:${PORT.origin}`;
     const trackerUrl = `http://${originHost.ip}:${PORT.tracker}`;
@@ -70,27 +77,60 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
       service(o.dir, originHost, 'tracker', { listen: { host: originHost.ip, port: PORT.tracker }, origins: { urls: [originUrl] }, logLevel: 'info' }),
     ]);
     const agentHosts = lab.hosts.filter((h) => h.name !== 'origin');
-    const before = await originHost.counters();
-    const origin0 = cpuSeconds(origin.pid);
+    const probe = originProbe(originHost, origin.pid);
     const run = o.mode === 'krill'
-      ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest })
-      : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest);
-    const after = await originHost.counters();
+      ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest, origin: probe, ...(warmup ? { warmup } : {}) })
+      : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest, probe);
     // The machine's cores over the run itself: from the common start until every host was done.
     const [cpu0, cpu1] = run.ticks;
     const total = Math.max(1, cpu1.total - cpu0.total);
     const share = (k: 'busy' | 'user' | 'system' | 'softirq') => (cpu1[k] - cpu0[k]) / total;
     return {
-      ...run, originSent: after.sent - before.sent, digest, cpuBusy: share('busy'),
+      ...run, originSent: run.origin.sent, digest, cpuBusy: share('busy'),
       cpuSplit: { user: share('user'), system: share('system'), softirq: share('softirq') },
-      processCpu: { agentsUser: run.agentCpu.user, agentsSystem: run.agentCpu.system, origin: cpuSeconds(origin.pid) - origin0 },
+      processCpu: { agentsUser: run.agentCpu.user, agentsSystem: run.agentCpu.system, origin: run.origin.cpu },
     };
   } finally {
     await lab.close();
   }
 }
 
-async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { originUrl: string; trackerUrl: string; digest: Digest }) {
+/** What the origin host sent and the origin process used from `start()` on. */
+function originProbe(host: LabHost, pid: number) {
+  let sent0 = 0;
+  let cpu0 = 0;
+  return {
+    pid,
+    async start() {
+      sent0 = (await host.counters()).sent;
+      cpu0 = cpuSeconds(pid);
+    },
+    async read() {
+      return { sent: (await host.counters()).sent - sent0, cpu: cpuSeconds(pid) - cpu0 };
+    },
+  };
+}
+
+/**
+ * Every agent HEADs `digest` on its own host and waits for its "blob complete" line; `onDone`
+ * gets each line, `onFail` each failure. A HEAD starts the download and answers once the
+ * metainfo is known; no blob bytes cross the agent's link towards the benchmark.
+ */
+async function fetchAll(hosts: LabHost[], agents: LabProcess[], digest: Digest, timeoutMs: number, onDone: (i: number, line: Record<string, number>) => void, onFail: (i: number, err: unknown) => void): Promise<void> {
+  const complete = new RegExp(`"digest":"${digest}".*"msg":"blob complete"`);
+  await Promise.all(hosts.map(async (h, i) => {
+    try {
+      const res = await request(`http://${h.ip}:${PORT.agent}/v2/${NAMESPACE}/blobs/${digest}`, { method: 'HEAD' });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`HEAD answered ${res.statusCode}`);
+      onDone(i, JSON.parse(await agents[i]!.waitForLine(complete, { timeoutMs })) as Record<string, number>);
+    } catch (err) {
+      onFail(i, err);
+    }
+  }));
+}
+
+async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { originUrl: string; trackerUrl: string; digest: Digest; warmup?: Digest; origin: ReturnType<typeof originProbe> }) {
   const agents = await Promise.all(hosts.map((h) => service(o.dir, h, 'agent', {
     listen: { host: h.ip, port: PORT.agent }, peer: { host: h.ip, port: PORT.agentPeer },
     trackers: { urls: [c.trackerUrl] }, origins: { urls: [c.originUrl], replicas: 1 },
@@ -98,47 +138,49 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
     buildIndex: { urls: [`http://${lab.gatewayIp}:9`] }, cache: { dir: join(o.dir, `cache-${h.name}`) },
     limits: { egressMBps: pacedMBps(o.capMBps) }, stallTimeoutMs: o.timeoutMs, logLevel: 'info',
   })));
+  if (c.warmup) {
+    const failures: unknown[] = [];
+    await fetchAll(hosts, agents, c.warmup, o.timeoutMs, () => undefined, (_, err) => failures.push(err));
+    if (failures.length > 0) throw new Error(`warm-up: ${failures.length} agents failed; first: ${(failures[0] as Error).message}`);
+  }
   const rec = createRunRecorder();
   // The agents' CPU from here on: their start-up (loading modules) is not part of the run.
   const cpuAt = () => agents.map((a) => cpuTimes(a.pid)).reduce((s, t) => ({ user: s.user + t.user, system: s.system + t.system }), { user: 0, system: 0 });
+  await c.origin.start();
   const cpuStart = cpuAt();
   const ticks0 = cpuTicks();
   const t0 = Date.now();
+  // KRILL_BENCH_MARKS: the run's start and end on CLOCK_MONOTONIC, in seconds, on stderr (for
+  // `perf record -k CLOCK_MONOTONIC` and `perf report --time start,end`).
+  const mark = (what: string) => { if (process.env['KRILL_BENCH_MARKS']) process.stderr.write(`bench mark ${Number(process.hrtime.bigint()) / 1e9} ${what}\n`); };
+  mark(`start origin-pid ${c.origin.pid}`);
   for (const h of hosts) rec.start(h.name, t0);
   if (o.killFirstAgentAfterMs !== undefined) setTimeout(() => void agents[0]!.kill('SIGKILL'), o.killFirstAgentAfterMs);
   const peakRss: number[] = [];
   const done: LabHost[] = [];
   let verified = 0;
-  await Promise.all(hosts.map(async (h, i) => {
-    const p = agents[i]!;
-    try {
-      // A HEAD starts the download and answers once the metainfo is known; no blob bytes cross
-      // the agent's link towards the benchmark.
-      const res = await request(`http://${h.ip}:${PORT.agent}/v2/${NAMESPACE}/blobs/${c.digest}`, { method: 'HEAD' });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`HEAD answered ${res.statusCode}`);
-      const line = JSON.parse(await p.waitForLine(/"msg":"blob complete"/, { timeoutMs: o.timeoutMs })) as Record<string, number>;
-      rec.finish(h.name, line['time']!);
-      for (const s of ['peers', 'origins', 'originHttp']) rec.addBytes(h.name, s, line[s] ?? 0);
-      peakRss.push(peakRssOf(p.pid));
-      done.push(h);
-    } catch (err) {
-      rec.fail(h.name, err);
-    }
-  }));
+  await fetchAll(hosts, agents, c.digest, o.timeoutMs, (i, line) => {
+    const h = hosts[i]!;
+    rec.finish(h.name, line['time']!);
+    for (const s of ['peers', 'origins', 'originHttp']) rec.addBytes(h.name, s, line[s] ?? 0);
+    peakRss.push(peakRssOf(agents[i]!.pid));
+    done.push(h);
+  }, (i, err) => rec.fail(hosts[i]!.name, err));
   // Sampled once every host is done, before they stop.
+  mark('end');
   const cpuEnd = cpuAt();
+  const origin = await c.origin.read();
   const ticks1 = cpuTicks();
   const agentCpu = { user: cpuEnd.user - cpuStart.user, system: cpuEnd.system - cpuStart.system };
   await Promise.all(agents.map((a) => a.kill('SIGTERM')));
   // Every copy checked once all are done, so the checking does not take CPU from hosts still
   // downloading.
   for (const h of done) if ((await sha256File(join(o.dir, `cache-${h.name}`, 'blobs', c.digest.slice(7)))) === c.digest) verified++;
-  return { summary: rec.summary(), peakRss, verified, agentCpu, ticks: [ticks0, ticks1] as const };
+  return { summary: rec.summary(), peakRss, verified, agentCpu, origin, ticks: [ticks0, ticks1] as const };
 }
 
 /** The baseline: every host GETs the whole blob from the origin at the same moment, hashing it. */
-async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, digest: Digest) {
+async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, digest: Digest, originAt: ReturnType<typeof originProbe>) {
   // Processes start at once but wait for a common start time, so none gets a head start.
   const startAt = Date.now() + 2000;
   const script = `const [url, at] = process.argv.slice(1); const h = require('crypto').createHash('sha256');
@@ -147,6 +189,7 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
   const rec = createRunRecorder();
   let verified = 0;
   let ticks0 = cpuTicks();
+  await originAt.start();
   const started = new Promise<void>((resolve) => setTimeout(() => { ticks0 = cpuTicks(); resolve(); }, startAt - Date.now()));
   await Promise.all(hosts.map(async (h) => {
     rec.start(h.name, startAt);
@@ -164,7 +207,7 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
   }));
   await started;
   const ticks1 = cpuTicks();
-  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 }, ticks: [ticks0, ticks1] as const };
+  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 }, origin: await originAt.read(), ticks: [ticks0, ticks1] as const };
 }
 
 /**
@@ -188,9 +231,9 @@ async function service(dir: string, host: LabHost, command: string, config: Reco
   return p;
 }
 
-/** Writes a deterministic blob and its metainfo sidecar into a filesystem backend. */
-async function seedBackend(root: string, size: number): Promise<Digest> {
-  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, 9), Buffer.alloc(16));
+/** Writes a deterministic blob (one per `seed`) and its metainfo sidecar into a filesystem backend. */
+async function seedBackend(root: string, size: number, seed: number): Promise<Digest> {
+  const cipher = createCipheriv('aes-128-ctr', Buffer.alloc(16, seed), Buffer.alloc(16));
   const bytes = cipher.update(Buffer.alloc(size));
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
   const hasher = new PieceHasher(pieceLengthFor(size));
