@@ -23,10 +23,22 @@ describe('the lab: agents on emulated hosts (issue 3, acceptance 5)', () => {
     expect(b['peers']).toBeGreaterThan(40 * MB);
   });
 
-  it('an agent killed mid-transfer does not stop the others', async () => {
-    const r = await runSwarm({ dir: join(work, 'kill'), agents: 3, sizeBytes: 20 * MB, capMBps: 5, mode: 'krill', timeoutMs: 120_000, killFirstAgentAfterMs: 1500 });
+  it('an agent killed mid-transfer does not stop the others (after a warm-up blob, with a link trace)', async () => {
+    const r = await runSwarm({
+      dir: join(work, 'kill'), agents: 3, sizeBytes: 20 * MB, capMBps: 5, mode: 'krill', timeoutMs: 120_000, killFirstAgentAfterMs: 1500,
+      warmupBytes: 5 * MB, traceMs: 500,
+    });
     expect(r.summary.completed).toBe(2);
     expect(r.summary.failed).toBe(1);
     expect(r.verified).toBe(2);
+    // The warm-up blob's bytes are not the run's: the two that finished got exactly the blob.
+    const b = r.summary.bytesBySource;
+    expect((b['peers'] ?? 0) + (b['origins'] ?? 0) + (b['originHttp'] ?? 0)).toBe(2 * 20 * MB);
+    // The trace has a line per half second of the run (at least 20 MB at 5 MB/s), and the origin's
+    // link carried the blob at up to its cap.
+    expect(r.trace.length).toBeGreaterThanOrEqual(7);
+    const originRates = r.trace.map((l) => Number(/origin sent\s+([\d.]+)/.exec(l)?.[1]));
+    expect(Math.max(...originRates)).toBeGreaterThan(2);
+    expect(Math.max(...originRates)).toBeLessThan(5.5);
   });
 });

@@ -22,12 +22,13 @@ import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
  * on the lab's two. The origin's blob stays cold: it is fetched from the
  * backend on the run's first request, as before.
  *
+ * `--trace ms` prints, for the krill run, the links' rates over each interval of that length.
  * KRILL_BENCH_KEEP=1 keeps the working directory (configs, logs, caches) and prints its path.
  */
 const { values } = parseArgs({ options: {
   hosts: { type: 'string', default: '10' }, size: { type: 'string', default: '200' }, cap: { type: 'string', default: '25' },
   latency: { type: 'string', default: '0' }, 'skip-direct': { type: 'boolean', default: false },
-  warmup: { type: 'string', default: '100' },
+  warmup: { type: 'string', default: '100' }, trace: { type: 'string', default: '0' },
 } });
 const hosts = Number(values.hosts);
 const sizeMB = Number(values.size);
@@ -35,6 +36,8 @@ const cap = Number(values.cap);
 const latencyMs = Number(values.latency);
 const warmupMB = Number(values.warmup);
 if (!(warmupMB >= 0)) throw new Error('--warmup must be a number of MB, 0 for none');
+const traceMs = Number(values.trace);
+if (!(traceMs === 0 || traceMs >= 50)) throw new Error('--trace must be an interval of at least 50 ms, or 0 for none');
 for (const [k, v] of [['hosts', hosts], ['size', sizeMB], ['cap', cap]] as const) {
   if (!(v > 0)) throw new Error(`--${k} must be a positive number`);
 }
@@ -72,7 +75,8 @@ async function main(): Promise<void> {
   const timeoutMs = Math.max(60_000, ideal * 1000 * hosts * 3);
   try {
     const base = { agents: hosts, sizeBytes: size, capMBps: cap, timeoutMs, ...(latencyMs ? { latencyMs } : {}) };
-    const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill', ...(warmupMB > 0 ? { warmupBytes: Math.round(warmupMB * 1e6) } : {}) });
+    const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill', ...(warmupMB > 0 ? { warmupBytes: Math.round(warmupMB * 1e6) } : {}), ...(traceMs ? { traceMs } : {}) });
+    if (krill.trace.length) process.stdout.write(`krill's links over the run, every ${traceMs} ms:\n${krill.trace.join('\n')}\n`);
     process.stdout.write(`${row('krill', krill)}\n`);
     const bySource = krill.summary.bytesBySource;
     process.stdout.write(`${cpuRow(krill)}\n`);

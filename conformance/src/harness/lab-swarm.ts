@@ -8,6 +8,7 @@ import { PieceHasher, pieceLengthFor, silentLogger, type Digest } from '@krill/l
 import { createLab, createRunRecorder, type Lab, type LabHost, type LabProcess, type RunSummary } from '../lab/index.js';
 import { cpuSeconds, cpuTimes } from '../bench/cpu.js';
 import { KRILL_ARGV, benchNodeArgs } from './krill-process.js';
+import { startLinkTrace } from './link-trace.js';
 
 /** Fixed ports on every lab host: each host has its own address, so they never collide. */
 const PORT = { origin: 15002, originPeer: 15001, tracker: 15003, agent: 15005, agentPeer: 15006 } as const;
@@ -32,6 +33,8 @@ export interface SwarmRunOptions {
    * agents that have just started.
    */
   warmupBytes?: number;
+  /** krill mode: samples the links this often during the run (see link-trace.ts). */
+  traceMs?: number;
 }
 
 export interface SwarmRunResult {
@@ -50,6 +53,8 @@ export interface SwarmRunResult {
   digest: Digest;
   /** Whole-blob SHA-256 of every host's copy that completed (krill mode: the agent's cache file). */
   verified: number;
+  /** The link trace's lines, when one was asked for. */
+  trace: string[];
 }
 
 /**
@@ -154,6 +159,7 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
   // `perf record -k CLOCK_MONOTONIC` and `perf report --time start,end`).
   const mark = (what: string) => { if (process.env['KRILL_BENCH_MARKS']) process.stderr.write(`bench mark ${Number(process.hrtime.bigint()) / 1e9} ${what}\n`); };
   mark(`start origin-pid ${c.origin.pid}`);
+  const trace = o.traceMs ? startLinkTrace(lab.host('origin'), hosts, t0, o.traceMs) : undefined;
   for (const h of hosts) rec.start(h.name, t0);
   if (o.killFirstAgentAfterMs !== undefined) setTimeout(() => void agents[0]!.kill('SIGKILL'), o.killFirstAgentAfterMs);
   const peakRss: number[] = [];
@@ -168,6 +174,7 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
   }, (i, err) => rec.fail(hosts[i]!.name, err));
   // Sampled once every host is done, before they stop.
   mark('end');
+  const traceRows = trace?.stop() ?? [];
   const cpuEnd = cpuAt();
   const origin = await c.origin.read();
   const ticks1 = cpuTicks();
@@ -176,7 +183,7 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
   // Every copy checked once all are done, so the checking does not take CPU from hosts still
   // downloading.
   for (const h of done) if ((await sha256File(join(o.dir, `cache-${h.name}`, 'blobs', c.digest.slice(7)))) === c.digest) verified++;
-  return { summary: rec.summary(), peakRss, verified, agentCpu, origin, ticks: [ticks0, ticks1] as const };
+  return { summary: rec.summary(), peakRss, verified, agentCpu, origin, trace: traceRows, ticks: [ticks0, ticks1] as const };
 }
 
 /** The baseline: every host GETs the whole blob from the origin at the same moment, hashing it. */
@@ -207,7 +214,7 @@ async function directRun(o: SwarmRunOptions, hosts: LabHost[], url: string, dige
   }));
   await started;
   const ticks1 = cpuTicks();
-  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 }, origin: await originAt.read(), ticks: [ticks0, ticks1] as const };
+  return { summary: rec.summary(), peakRss: [], verified, agentCpu: { user: 0, system: 0 }, origin: await originAt.read(), trace: [], ticks: [ticks0, ticks1] as const };
 }
 
 /**
