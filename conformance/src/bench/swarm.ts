@@ -19,8 +19,8 @@ import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
  * agents run their hot paths in V8's interpreter and baseline code, and compile them, during the
  * first seconds of traffic (a cold run spent 13% of the cores' time in the compiler alone); in a
  * cluster every node pays that once on its own cores, here all agents pay it at the same moment
- * on the lab's two. The origin's blob stays cold: it is fetched from the
- * backend on the run's first request, as before.
+ * on the lab's two. The origin's blob stays cold: it is fetched from the backend on the run's
+ * first request, as before.
  *
  * `--trace ms` prints, for the krill run, the links' rates over each interval of that length.
  * KRILL_BENCH_KEEP=1 keeps the working directory (configs, logs, caches) and prints its path.
