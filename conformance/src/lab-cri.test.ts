@@ -6,6 +6,7 @@ import { buildImage, type BuiltImage } from './fixtures/oci-image.js';
 import { startContainerd, type Containerd } from './harness/containerd.js';
 import { createCriClient } from './harness/cri-client.js';
 import { KRILL_ARGV } from './harness/krill-process.js';
+import { linkBytes } from './harness/link-trace.js';
 import { copy } from './harness/skopeo.js';
 import { createLab, type Lab, type LabHost, type LabProcess } from './lab/index.js';
 
@@ -28,6 +29,16 @@ async function service(host: LabHost, command: string, name: string, config: Rec
   procs.push(p);
   await p.waitForLine(new RegExp(`"msg":"${command} listening"`), { timeoutMs: 30_000 });
   return p;
+}
+
+/** Resolves once `ready()` holds, polled every 50 ms; rejects if `pull` ends first or after 60 s. */
+async function underWay(pull: Promise<unknown>, ready: () => boolean): Promise<void> {
+  let ended = false;
+  void pull.then(() => { ended = true; }, () => { ended = true; });
+  for (const deadline = Date.now() + 60_000; !ready(); await new Promise((r) => setTimeout(r, 50))) {
+    if (ended) throw new Error('the first pull ended before 15 MB reached its node');
+    if (Date.now() > deadline) throw new Error('15 MB did not reach the first node within 60 s');
+  }
 }
 
 async function pullBytes(host: LabHost): Promise<Record<string, number>> {
@@ -82,9 +93,12 @@ describe('two nodes in the lab, each its own containerd and node daemon (issue 4
     const [a, b] = [lab.host('node-a'), lab.host('node-b')];
     const clients = [a, b].map((h) => createCriClient(join(work, `cri-${h.name}.sock`)));
     try {
+      const before = linkBytes(a).received;
       const first = clients[0]!.pullImage(`${REG}/team/app:v1`);
-      // The second kubelet asks a moment later, while the first pull is under way.
-      await new Promise((r) => setTimeout(r, 1000));
+      // The second kubelet asks while the first pull is under way: once 15 MB of the image's 40
+      // have reached node-a. (A fixed delay was not that: on a loaded machine node-a could still
+      // be resolving when node-b asked, and the two then split the origin's one copy evenly.)
+      await underWay(first, () => linkBytes(a).received - before >= 15 * MB);
       const second = clients[1]!.pullImage(`${REG}/team/app:v1`);
       const ids = await Promise.all([first, second]);
       expect(ids).toEqual([image.images[0]!.config.digest, image.images[0]!.config.digest]);

@@ -10,7 +10,7 @@ import type { LabHost } from '../lab/index.js';
  */
 export function startLinkTrace(origin: LabHost, agents: readonly LabHost[], t0: number, intervalMs: number): { stop(): string[] } {
   const hosts = [origin, ...agents];
-  const read = () => hosts.map((h) => ({ sent: counter(h, 'rx_bytes'), received: counter(h, 'tx_bytes') }));
+  const read = () => hosts.map(linkBytes);
   const rows: string[] = [];
   let prev = read();
   let prevAt = Date.now();
@@ -34,9 +34,13 @@ export function startLinkTrace(origin: LabHost, agents: readonly LabHost[], t0: 
   };
 }
 
-/** The bridge-side end counts the other way round: its rx is what the host sent. */
-function counter(h: LabHost, file: 'rx_bytes' | 'tx_bytes'): number {
-  return Number(readFileSync(`/sys/class/net/${h.netns}/statistics/${file}`, 'utf8'));
+/**
+ * What a lab host's link has carried so far, headers included, from the bridge-side end's
+ * counters (which count the other way round: its rx is what the host sent).
+ */
+export function linkBytes(h: LabHost): { sent: number; received: number } {
+  const counter = (file: string) => Number(readFileSync(`/sys/class/net/${h.netns}/statistics/${file}`, 'utf8'));
+  return { sent: counter('rx_bytes'), received: counter('tx_bytes') };
 }
 
 const f = (x: number) => x.toFixed(1).padStart(5);
