@@ -25,7 +25,7 @@ describe('piece picker', () => {
 
   it('picks the rarest piece the peer has, skipping what we have or have asked for', () => {
     const have = new Set([0]);
-    const p = new PiecePicker(4, (i) => have.has(i), { endgameThreshold: 0, random: () => 0.99 });
+    const p = new PiecePicker(4, (i) => have.has(i), { endgameThreshold: 0 });
     p.addPeer(all, 1);
     p.addPeer((i) => i !== 3, 1);
     p.addPeer((i) => i === 2, 1);
@@ -55,8 +55,21 @@ describe('piece picker', () => {
     expect(noEndgame.pick(all, none)).toBeUndefined();
   });
 
+  it('breaks ties in index order from the starting point asked for, wrapping round', () => {
+    const have = new Set([1]);
+    const p = new PiecePicker(5, (i) => have.has(i), { endgameThreshold: 0 });
+    p.addPeer(all, 1);
+    expect(p.pick(all, none)).toBe(0);
+    expect(p.pick(all, none, 3)).toBe(3);
+    expect(p.pick(all, (i) => i >= 3, 3)).toBe(0);
+    // Rarity still comes first: a rarer piece before the starting point wins.
+    p.addHave(3);
+    p.addHave(4);
+    expect(p.pick(all, none, 3)).toBe(0);
+  });
+
   it('follows availability as peers come, announce and go', () => {
-    const p = new PiecePicker(2, () => false, { endgameThreshold: 0, random: () => 0.99 });
+    const p = new PiecePicker(2, () => false, { endgameThreshold: 0 });
     const peerA = (i: number) => i === 0;
     p.addPeer(peerA, 1);
     p.addHave(1);

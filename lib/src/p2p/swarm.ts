@@ -49,6 +49,8 @@ export interface SwarmOptions {
   maxInflightBytes?: number;
   /** The file is complete and its whole digest already checked (a seeder's stored blob). */
   verified?: boolean;
+  /** This side will hold every piece (an origin): it super-seeds, see Uploads. */
+  seeder?: boolean;
 }
 
 interface Peer extends UploadPeer {
@@ -85,12 +87,19 @@ export class Swarm extends EventEmitter {
   private closed = false;
   /** The whole blob's digest, computed as the pieces arrive (absent for a verified seeder). */
   private hasher: BlobHasher | undefined;
+  /** Settled by verify (Node 20 has no Promise.withResolvers). */
+  private readonly whole = (() => {
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+    return { promise, resolve, reject };
+  })();
 
   constructor(private readonly o: SwarmOptions) {
     super();
     this.uploads = new Uploads({
       file: o.file, ...(o.egress ? { egress: o.egress } : {}), peers: () => this.peers.values(),
-      onWarning: (err) => { if (!this.closed) this.emit('warning', err); },
+      onWarning: (err) => { if (!this.closed) this.emit('warning', err); }, ...(o.seeder ? { seeder: true } : {}),
     });
     this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
     this.pipeline = o.pipeline ?? 2;
@@ -99,13 +108,25 @@ export class Swarm extends EventEmitter {
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
     // A seeder's file was verified when it was stored; hashing it again would read it all.
-    if (o.verified && o.file.complete) this.verified = true;
+    this.whole.promise.catch(() => undefined);
+    if (o.verified && o.file.complete) {
+      this.verified = true;
+      this.whole.resolve();
+    }
     else this.hasher = new BlobHasher(o.file);
     o.file.on('piece', (i: number, bytes?: Buffer) => {
       this.hasher?.stored(i, bytes);
       this.announce(i);
     });
     if (o.file.complete) this.verifySafely();
+  }
+
+  /**
+   * Resolves once the whole blob has been verified against its digest (at once for a file
+   * opened as verified); rejects when it hashed to another digest or could not be read back.
+   */
+  wholeVerified(): Promise<void> {
+    return this.whole.promise;
   }
 
   get file(): PieceFile {
@@ -283,12 +304,27 @@ export class Swarm extends EventEmitter {
     for (const p of this.peers.values()) outstanding += p.asked.size;
     const pipeline = peer.origin ? Math.min(this.pipeline, ORIGIN_PIPELINE) : this.pipeline;
     while (peer.asked.size < pipeline && outstanding++ < this.maxOutstanding) {
-      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i) || this.backingOff(peer, i));
+      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i) || this.backingOff(peer, i), this.startFor(peer));
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
       this.picker.requested(index);
       void peer.wire.send({ type: 'request', index }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Where ties start in the picker for requests to `peer`: piece 0 (pieces about in order, see
+   * PiecePicker), except that with several origins each is asked from its own share of the blob
+   * (by rank of peer id, the same in every agent), so that what one origin sends in place of a
+   * piece already sent (super-seeding) is not what another is sending at the same moment.
+   */
+  private startFor(peer: Peer): number {
+    if (!peer.origin) return 0;
+    const origins: string[] = [];
+    for (const p of this.peers.values()) if (p.origin) origins.push(p.key);
+    if (origins.length < 2) return 0;
+    origins.sort();
+    return Math.floor((origins.indexOf(peer.key) * this.o.file.pieceCount) / origins.length);
   }
 
   private backingOff(peer: Peer, index: number): boolean {
@@ -332,7 +368,10 @@ export class Swarm extends EventEmitter {
   }
 
   private verifySafely(): void {
-    this.verify().catch((err: unknown) => { if (!this.closed) this.emit('warning', err); });
+    this.verify().catch((err: unknown) => {
+      this.whole.reject(err as Error);
+      if (!this.closed) this.emit('warning', err);
+    });
   }
 
   /** The whole blob against its digest: only then is it complete. */
@@ -341,9 +380,12 @@ export class Swarm extends EventEmitter {
     this.verified = true;
     const digest = await this.hasher!.digest();
     if (digest !== this.o.file.metainfo.digest) {
-      this.emit('error', new KrillError('Internal', 'ERR_BLOB_CORRUPT', `assembled blob hashes to ${digest}, not ${this.o.file.metainfo.digest}`));
+      const err = new KrillError('Internal', 'ERR_BLOB_CORRUPT', `assembled blob hashes to ${digest}, not ${this.o.file.metainfo.digest}`);
+      this.whole.reject(err);
+      this.emit('error', err);
       return;
     }
+    this.whole.resolve();
     for (const p of this.peers.values()) void p.wire.send({ type: 'complete' }).catch(() => undefined);
     this.emit('complete');
   }

@@ -12,6 +12,7 @@ import type { OriginSeeder } from './seeder.js';
 
 /** MB as network links count them. */
 const MB = 1_000_000;
+const EGRESS_BURST_BYTES = 1024 * 1024;
 /**
  * Idle swarms are looked for four times per idleMs, so one closes between idleMs and 1.25 idleMs
  * after its last use; never more often than every 25 ms, which only tests' tiny idleMs reach.
@@ -48,8 +49,13 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
   const log = o.logger;
   await rm(o.scratchDir, { recursive: true, force: true });
   await mkdir(o.scratchDir, { recursive: true });
-  // A second's worth of burst: a cap in MB/s should hold over any second, not only on average.
-  const egress = o.peer.egressMBps === undefined ? UNLIMITED : new TokenBucket(o.peer.egressMBps * MB, o.peer.egressMBps * MB);
+  // A burst of one piece: what the bucket lets through at once goes into the sockets together,
+  // and the kernel interleaves it over every connection. With a second's worth, the first pieces
+  // of a swarm all reached their agents 0.4-0.9 s in, together, while agents pass on only whole
+  // pieces; one piece at a time, the first arrives 44 ms in at 25 MB/s and is passed on at once
+  // (in the lab, agents received 15 MB/s in the run's first second instead of 8.5). A larger
+  // piece runs the bucket into debt and still goes out at the rate.
+  const egress = o.peer.egressMBps === undefined ? UNLIMITED : new TokenBucket(o.peer.egressMBps * MB, EGRESS_BURST_BYTES);
   const ctx = { store: o.store, fetcher: o.fetcher, router: o.router, egress, scratchDir: o.scratchDir, logger: log };
   const tracker: TrackerClient | undefined = o.trackers && (o.trackers.urls.length > 0 || o.trackers.dns)
     ? createTrackerClient({ urls: createMembership({ what: 'trackers', ...o.trackers, resolver: o.dnsResolver, logger: log }), logger: log })

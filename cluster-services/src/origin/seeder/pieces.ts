@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { InvalidArgumentError, type Digest, type Metainfo, type PieceFile } from '@krill/lib';
+import { InvalidArgumentError, piecePool, type Digest, type Metainfo, type PieceFile } from '@krill/lib';
 
 /**
  * The largest piece a sidecar may declare: the largest of the piece length policy
@@ -44,8 +44,16 @@ export async function writePieces(body: Readable, file: PieceFile): Promise<void
       const rest = all.subarray(size);
       parts = rest.length > 0 ? [rest] : [];
       buffered = rest.length;
-      // A copy: the piece must not pin the whole chunk it was cut from.
-      await file.write(index, Buffer.from(all.subarray(0, size)));
+      // A copy, into a buffer of the piece pool: the piece must not pin the whole chunk it was
+      // cut from, and a pool buffer is page-aligned, so the piece goes to disk directly (see
+      // DirectIo) rather than through new page-cache pages.
+      const piece = piecePool.take(size);
+      all.copy(piece, 0, 0, size);
+      try {
+        await file.write(index, piece);
+      } finally {
+        piecePool.give(piece);
+      }
       index++;
     }
   };

@@ -55,6 +55,15 @@ export interface BlobWriter {
    */
   put(digest: Digest, body: Readable, options?: { size?: number; pin?: boolean; signal?: AbortSignal }): Promise<BlobInfo>;
   /**
+   * Takes in a complete file of `metainfo.length` bytes that the caller has already verified to
+   * hash to `metainfo.digest` (an origin's copy assembled from pieces each checked against the
+   * metainfo and hashed whole as they arrived) by renaming it into place, with the metainfo
+   * beside it: nothing is copied or hashed again. The file must be on the store's filesystem;
+   * it is fsynced first. When the blob is stored already, that copy is kept (and `path` may be
+   * removed).
+   */
+  adopt(path: string, metainfo: Metainfo, options?: { pin?: boolean }): Promise<BlobInfo>;
+  /**
    * Removes a blob; NotFound when absent; FailedPrecondition ERR_BLOB_PINNED when pinned,
    * ERR_BLOB_HELD when held.
    */

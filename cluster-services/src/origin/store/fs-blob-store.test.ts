@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { sha256, silentLogger, type Digest } from '@krill/lib';
+import { PieceHasher, sha256, silentLogger, type Digest } from '@krill/lib';
 import { createBlobStore } from './fs-blob-store.js';
 
 const logger = silentLogger();
@@ -32,6 +32,33 @@ describe('blob store', () => {
     expect((await read(await store.open(d))).equals(b)).toBe(true);
     expect((await read(await store.open(d, { start: 10, end: 19 }))).equals(b.subarray(10, 20))).toBe(true);
     expect(await store.metainfo(d)).toEqual(m);
+  });
+
+  it('adopts a verified file by renaming it into place, with its metainfo, and refuses one of the wrong size', async () => {
+    const root = dir();
+    const store = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    const { b, d } = blob(2 * 1024 * 1024 + 7);
+    const hasher = new PieceHasher(1024 * 1024);
+    hasher.update(b);
+    const m = hasher.finish(d);
+    const file = join(root, 'seeding-copy');
+    writeFileSync(file, b);
+    expect(await code(store.adopt(file, { ...m, length: b.length + 1 }))).toBe('ERR_SIZE_INVALID');
+    expect(await code(store.stat(d))).toBe('ERR_BLOB_NOT_FOUND');
+    expect(existsSync(file)).toBe(true);
+    expect(await store.adopt(file, m)).toEqual({ size: b.length });
+    // Moved, not copied: the file is gone from where it was.
+    expect(existsSync(file)).toBe(false);
+    expect((await read(await store.open(d))).equals(b)).toBe(true);
+    expect(await store.metainfo(d)).toEqual(m);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    // Stored already: the stored copy stays, and the file is not taken.
+    writeFileSync(file, b);
+    expect(await store.adopt(file, m)).toEqual({ size: b.length });
+    expect(existsSync(file)).toBe(true);
+    // Survives a reopen like any stored blob.
+    const again = await createBlobStore({ dir: root, capacityBytes: 1e9, logger });
+    expect(await again.metainfo(d)).toEqual(m);
   });
 
   it('keeps nothing when the bytes do not match the digest or the size', async () => {

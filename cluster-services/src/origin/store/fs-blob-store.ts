@@ -186,6 +186,27 @@ export async function createBlobStore(options: FsBlobStoreOptions): Promise<Blob
       });
       return place(digest, staged, opts.pin ?? false);
     },
+    async adopt(path, metainfo, opts = {}) {
+      const { digest, length: size } = metainfo;
+      const existing = index.size(digest);
+      if (existing !== undefined) {
+        if (opts.pin) index.pin(digest);
+        return { size: existing };
+      }
+      const st = await stat(path);
+      if (st.size !== size) throw new InvalidArgumentError(`file ${path} has ${st.size} bytes, not the ${size} of ${digest}`, { code: 'ERR_SIZE_INVALID' });
+      await syncPath(path, 'file');
+      const dir = tmpName('adopt');
+      await mkdir(dir);
+      try {
+        await writeFile(join(dir, 'metainfo.json'), JSON.stringify(metainfo));
+        await rename(path, join(dir, 'data'));
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true });
+        throw diskError(err, `taking ${digest} into the store`);
+      }
+      return place(digest, { dir, size }, opts.pin ?? false);
+    },
     async delete(digest) {
       if (!index.has(digest)) throw notFound(digest);
       if (index.isPinned(digest)) throw new FailedPreconditionError(`blob ${digest} is waiting for write-back and cannot be deleted`, { code: 'ERR_BLOB_PINNED' });
