@@ -9,13 +9,15 @@ import type { PieceFile } from './piece-file.js';
  */
 const SENDS_AT_ONCE = 4;
 /**
- * A seeder sends one piece at a time to each peer, to as many peers at once as this. Its link is
- * the one every agent shares, while each agent's downlink is shared with its other peers: a send
- * to a congested agent waits for that agent's socket to drain. With four sends at once, a
- * handful of such waits left the origin's link idle for up to 0.6 s at a time while other agents
- * had requests queued (in the lab it averaged 21 of 24 MB/s); one send per peer keeps it full.
+ * A seeder sends one piece at a time to each peer, to as many peers at once as fit in this many
+ * bytes of pieces (each held in memory until its socket takes it): 32 of 1 MiB, 8 of 4 MiB. Its
+ * link is the one every agent shares, while each agent's downlink is shared with its other
+ * peers: a send to a congested agent waits for that agent's socket to drain. With four sends at
+ * once, a handful of such waits left the origin's link idle for up to 0.6 s at a time while
+ * other agents had requests queued (in the lab it averaged 21 of 24 MB/s); one send per peer
+ * keeps it full.
  */
-const SEEDER_SENDS_AT_ONCE = 32;
+const SEEDER_SEND_BYTES = 32 * 1024 * 1024;
 
 /** Something that paces bytes (a TokenBucket, or UNLIMITED). */
 export interface Pacer {
@@ -87,7 +89,11 @@ export class Uploads {
     this.sentCount = new Uint32Array(o.file.pieceCount);
     this.sentTo = new Array<UploadPeer | undefined>(o.file.pieceCount);
     this.unsent = o.file.pieceCount;
+    this.seederSends = Math.max(2, Math.floor(SEEDER_SEND_BYTES / o.file.metainfo.pieceLength));
   }
+
+  /** Sends at once for a seeder: see SEEDER_SEND_BYTES. */
+  private readonly seederSends: number;
 
   private get seeding(): boolean {
     return this.o.seeder === true || this.o.file.complete;
@@ -122,7 +128,7 @@ export class Uploads {
     const seeding = this.seeding;
     for (;;) {
       const answerable = seeding ? this.readyPeers() : this.queue.length;
-      if (this.sending >= (seeding ? SEEDER_SENDS_AT_ONCE : SENDS_AT_ONCE) || this.waiting >= answerable) return;
+      if (this.sending >= (seeding ? this.seederSends : SENDS_AT_ONCE) || this.waiting >= answerable) return;
       this.sending++;
       this.waiting++;
       this.sendNext().catch((err: unknown) => this.o.onWarning(err)).finally(() => {

@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sha256 } from '../digest.js';
+import { PEER_ID_BYTES, WIRE_VERSION, type WireMessage } from '../wire/messages.js';
+import { Wire, duplexPair } from '../wire/wire.js';
+import { PieceFile } from './piece-file.js';
+import { Swarm } from './swarm.js';
+import { testBlob } from './test-blob.js';
+
+const PIECE = 4096;
+let dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs = [];
+});
+
+/**
+ * Connects a seeder holding all 8 pieces to `swarm` over a real wire pair, as origin `key`; the
+ * requests it is sent arrive in the returned array.
+ */
+function connectOrigin(swarm: Swarm, key: string): number[] {
+  const [x, y] = duplexPair();
+  const local = new Wire(x, { maxPayloadBytes: PIECE });
+  const remote = new Wire(y, { maxPayloadBytes: PIECE });
+  const asked: number[] = [];
+  remote.on('message', (m: WireMessage) => { if (m.type === 'request') asked.push(m.index); });
+  const handshake = { type: 'handshake', version: WIRE_VERSION, peerId: Buffer.alloc(PEER_ID_BYTES, key), digest: sha256(key), namespace: 'team/app', bitfield: Buffer.from([0xff]), pieceCount: 8 } as const;
+  // The far end takes nothing before a handshake (a PeerNode exchanges them before add).
+  void local.send(handshake);
+  swarm.add(key, local, handshake, true);
+  return asked;
+}
+
+async function until(ok: () => boolean): Promise<void> {
+  for (const end = Date.now() + 2000; !ok(); await new Promise((r) => setTimeout(r, 1))) {
+    if (Date.now() > end) throw new Error('timed out');
+  }
+}
+
+describe('swarm requests', () => {
+  it('asks for pieces in index order, and asks each of several origins from its own share of the blob', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
+    dirs.push(dir);
+    const { metainfo } = testBlob(8 * PIECE, PIECE);
+    const file = await PieceFile.open(join(dir, 'blob'), metainfo);
+    const swarm = new Swarm({ file, pipeline: 2 });
+    const first = connectOrigin(swarm, 'a');
+    await until(() => first.length === 2);
+    expect(first).toEqual([0, 1]);
+    // Second of two origins by peer id: its share starts half way.
+    const second = connectOrigin(swarm, 'b');
+    await until(() => second.length === 2);
+    expect(second).toEqual([4, 5]);
+    swarm.close();
+    await file.close();
+  });
+});
