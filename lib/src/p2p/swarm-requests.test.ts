@@ -20,17 +20,18 @@ afterEach(() => {
  * Connects a seeder holding all 8 pieces to `swarm` over a real wire pair, as origin `key`; the
  * requests it is sent arrive in the returned array.
  */
-function connectOrigin(swarm: Swarm, key: string): number[] {
+function connectOrigin(swarm: Swarm, key: string, origin = true): { asked: number[]; remote: Wire } {
   const [x, y] = duplexPair();
   const local = new Wire(x, { maxPayloadBytes: PIECE });
   const remote = new Wire(y, { maxPayloadBytes: PIECE });
   const asked: number[] = [];
   remote.on('message', (m: WireMessage) => { if (m.type === 'request') asked.push(m.index); });
   const handshake = { type: 'handshake', version: WIRE_VERSION, peerId: Buffer.alloc(PEER_ID_BYTES, key), digest: sha256(key), namespace: 'team/app', bitfield: Buffer.from([0xff]), pieceCount: 8 } as const;
-  // The far end takes nothing before a handshake (a PeerNode exchanges them before add).
+  // Neither end takes anything before a handshake (a PeerNode exchanges them before add).
   void local.send(handshake);
-  swarm.add(key, local, handshake, true);
-  return asked;
+  void remote.send(handshake);
+  swarm.add(key, local, handshake, origin);
+  return { asked, remote };
 }
 
 async function until(ok: () => boolean): Promise<void> {
@@ -46,13 +47,30 @@ describe('swarm requests', () => {
     const { metainfo } = testBlob(8 * PIECE, PIECE);
     const file = await PieceFile.open(join(dir, 'blob'), metainfo);
     const swarm = new Swarm({ file, pipeline: 2 });
-    const first = connectOrigin(swarm, 'a');
+    const first = connectOrigin(swarm, 'a').asked;
     await until(() => first.length === 2);
     expect(first).toEqual([0, 1]);
     // Second of two origins by peer id: its share starts half way.
-    const second = connectOrigin(swarm, 'b');
+    const second = connectOrigin(swarm, 'b').asked;
     await until(() => second.length === 2);
     expect(second).toEqual([4, 5]);
+    swarm.close();
+    await file.close();
+  });
+
+  it('takes a piece it did not ask for from a complete agent, as from an origin (super-seeding)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
+    dirs.push(dir);
+    const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
+    const file = await PieceFile.open(join(dir, 'blob'), metainfo);
+    const swarm = new Swarm({ file, pipeline: 2 });
+    const { asked, remote } = connectOrigin(swarm, 'c', false);
+    await until(() => asked.length === 2);
+    // Asked for 0 and 1, it sends 6 in place of 0 (and would say PIECE_UNAVAILABLE for 0).
+    await remote.send({ type: 'piece', index: 6, data: bytes.subarray(6 * PIECE, 7 * PIECE) });
+    await until(() => file.has(6));
+    expect(swarm.received.peer).toBe(PIECE);
+    expect(swarm.discarded.peer).toBe(0);
     swarm.close();
     await file.close();
   });

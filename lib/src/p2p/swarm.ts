@@ -248,9 +248,11 @@ export class Swarm extends EventEmitter {
 
   private async accept(peer: Peer, index: number, data: Buffer): Promise<void> {
     const asked = peer.asked.delete(index);
-    // An origin may send a piece it was not asked for in place of one it had sent before (see
-    // pump); it is taken if still needed, and verified like any other.
-    const offered = !asked && peer.origin && index < this.o.file.pieceCount && !this.o.file.has(index) && !this.writing.has(index);
+    // A seeder (an origin, or an agent that has the whole blob) may send a piece it was not asked
+    // for in place of one it had sent before (see Uploads); it is taken if still needed, and
+    // verified like any other. (Taken from origins only, the pieces a complete agent sent in
+    // place of others were thrown away here, and the asker told to look elsewhere.)
+    const offered = !asked && index < this.o.file.pieceCount && !this.o.file.has(index) && !this.writing.has(index);
     if (!asked && !offered) {
       this.discarded[peer.origin ? 'origin' : 'peer'] += data.length;
       return;
