@@ -2,12 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256 } from '../digest.js';
-import { PEER_ID_BYTES, WIRE_VERSION, type WireMessage } from '../wire/messages.js';
-import { Wire, duplexPair } from '../wire/wire.js';
+import type { WireMessage } from '../wire/messages.js';
+import type { Wire } from '../wire/wire.js';
 import { PieceFile } from './piece-file.js';
 import { Swarm } from './swarm.js';
 import { testBlob } from './test-blob.js';
+import { handshakenPair, until } from './test-wires.js';
 
 const PIECE = 4096;
 let dirs: string[] = [];
@@ -17,27 +17,15 @@ afterEach(() => {
 });
 
 /**
- * Connects a seeder holding all 8 pieces to `swarm` over a real wire pair, as origin `key`; the
- * requests it is sent arrive in the returned array.
+ * Connects a seeder holding all 8 pieces to `swarm` over a real wire pair as peer `key` (an origin
+ * unless `origin` is false); the requests it is sent arrive in `asked`.
  */
 function connectOrigin(swarm: Swarm, key: string, origin = true): { asked: number[]; remote: Wire } {
-  const [x, y] = duplexPair();
-  const local = new Wire(x, { maxPayloadBytes: PIECE });
-  const remote = new Wire(y, { maxPayloadBytes: PIECE });
+  const { local, remote, handshake } = handshakenPair(key, PIECE, true);
   const asked: number[] = [];
   remote.on('message', (m: WireMessage) => { if (m.type === 'request') asked.push(m.index); });
-  const handshake = { type: 'handshake', version: WIRE_VERSION, peerId: Buffer.alloc(PEER_ID_BYTES, key), digest: sha256(key), namespace: 'team/app', bitfield: Buffer.from([0xff]), pieceCount: 8 } as const;
-  // Neither end takes anything before a handshake (a PeerNode exchanges them before add).
-  void local.send(handshake);
-  void remote.send(handshake);
   swarm.add(key, local, handshake, origin);
   return { asked, remote };
-}
-
-async function until(ok: () => boolean): Promise<void> {
-  for (const end = Date.now() + 2000; !ok(); await new Promise((r) => setTimeout(r, 1))) {
-    if (Date.now() > end) throw new Error('timed out');
-  }
 }
 
 describe('swarm requests', () => {

@@ -107,13 +107,15 @@ export class Swarm extends EventEmitter {
     this.timeoutMs = o.requestTimeoutMs ?? 15_000;
     this.timer = setInterval(() => this.expire(), Math.max(50, this.timeoutMs / 2));
     this.timer.unref();
-    // A seeder's file was verified when it was stored; hashing it again would read it all.
+    // Nobody need wait for it: a rejection here is also emitted as an error or a warning.
     this.whole.promise.catch(() => undefined);
+    // A seeder's file was verified when it was stored; hashing it again would read it all.
     if (o.verified && o.file.complete) {
       this.verified = true;
       this.whole.resolve();
+    } else {
+      this.hasher = new BlobHasher(o.file);
     }
-    else this.hasher = new BlobHasher(o.file);
     o.file.on('piece', (i: number, bytes?: Buffer) => {
       this.hasher?.stored(i, bytes);
       this.announce(i);
@@ -305,8 +307,9 @@ export class Swarm extends EventEmitter {
     let outstanding = 0;
     for (const p of this.peers.values()) outstanding += p.asked.size;
     const pipeline = peer.origin ? Math.min(this.pipeline, ORIGIN_PIPELINE) : this.pipeline;
+    const from = this.startFor(peer);
     while (peer.asked.size < pipeline && outstanding++ < this.maxOutstanding) {
-      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i) || this.backingOff(peer, i), this.startFor(peer));
+      const index = this.picker.pick((i) => peer.has[i] === 1, (i) => peer.asked.has(i) || this.writing.has(i) || this.backingOff(peer, i), from);
       if (index === undefined) return;
       peer.asked.set(index, Date.now());
       this.picker.requested(index);

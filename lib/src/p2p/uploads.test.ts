@@ -2,11 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sha256 } from '../digest.js';
-import { PEER_ID_BYTES, WIRE_VERSION, type WireMessage } from '../wire/messages.js';
-import { Wire, duplexPair } from '../wire/wire.js';
+import type { WireMessage } from '../wire/messages.js';
 import { PieceFile } from './piece-file.js';
 import { testBlob } from './test-blob.js';
+import { handshakenPair, until } from './test-wires.js';
 import { Uploads, type Pacer, type UploadPeer } from './uploads.js';
 
 const PIECE = 4096;
@@ -31,24 +30,13 @@ async function file(present: number[]): Promise<PieceFile> {
  * piece's arrival is noted in `arrivals` under the peer's name.
  */
 function peer(name: string, arrivals: string[] = []): UploadPeer & { name: string; got: WireMessage[] } {
-  const [x, y] = duplexPair();
-  const wire = new Wire(x, { maxPayloadBytes: PIECE });
-  const remote = new Wire(y, { maxPayloadBytes: PIECE });
+  const { local: wire, remote } = handshakenPair(name, PIECE, false);
   const got: WireMessage[] = [];
   remote.on('message', (m: WireMessage) => {
     got.push(m);
     if (m.type === 'piece') arrivals.push(name);
   });
-  // The far end takes nothing before a handshake.
-  void wire.send({ type: 'handshake', version: WIRE_VERSION, peerId: Buffer.alloc(PEER_ID_BYTES, name), digest: sha256(name), namespace: 'team/app', bitfield: Buffer.alloc(1), pieceCount: 8 });
   return { name, wire, has: new Uint8Array(8), origin: false, declined: new Set(), got };
-}
-
-/** Resolves once `ok()` holds (polled); fails the test after two seconds. */
-async function until(ok: () => boolean): Promise<void> {
-  for (const end = Date.now() + 2000; !ok(); await new Promise((r) => setTimeout(r, 1))) {
-    if (Date.now() > end) throw new Error('timed out');
-  }
 }
 
 /**
