@@ -55,7 +55,7 @@ function row(name: string, r: SwarmRunResult): string {
     `p99/ideal ${d ? (d.p99 / 1000 / ideal).toFixed(2) : '-'}`,
     `origin sent ${(r.originSent / 1e6).toFixed(0)} MB (${(r.originSent / size).toFixed(2)}x blob)`,
     `peak RSS ${rss}`,
-    `cpu ${(r.cpuBusy * 100).toFixed(0)}%${r.cpuBusy > 0.9 ? ' (CPU-bound: the cores, not the links, were the limit)' : ''}`,
+    `cpu ${(r.cpuBusy * 100).toFixed(0)}%${r.cpuBusy > 0.9 ? ' (cores saturated: the CPU may have held the run back; a run at half the --cap tells)' : ''}`,
   ].join(' | ');
 }
 
