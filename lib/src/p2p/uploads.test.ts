@@ -15,11 +15,11 @@ afterEach(() => {
   dirs = [];
 });
 
-/** A piece file holding the pieces `present` of an 8-piece blob. */
-async function file(present: number[]): Promise<PieceFile> {
+/** A piece file holding the pieces `present` of a blob of `count` pieces. */
+async function file(present: number[], count = 8): Promise<PieceFile> {
   const dir = mkdtempSync(join(tmpdir(), 'krill-uploads-'));
   dirs.push(dir);
-  const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
+  const { bytes, metainfo } = testBlob(count * PIECE, PIECE);
   const f = await PieceFile.open(join(dir, 'blob'), metainfo);
   for (const i of present) await f.write(i, bytes.subarray(i * PIECE, (i + 1) * PIECE));
   return f;
@@ -98,5 +98,24 @@ describe('uploads', () => {
     await egress.release(() => pieces(c).length === 1);
     expect(pieces(c)).toEqual([0]);
     await Promise.all([f.close(), g.close()]);
+  });
+
+  it('a request for a piece sent before waits for at most eight fresher ones, then goes first', async () => {
+    // 24 pieces, 23 here: an agent, not a seeder, so it sends what it is asked for.
+    const f = await file(Array.from({ length: 23 }, (_, i) => i), 24);
+    const order: string[] = [];
+    const [a, b, c] = [peer('a', order), peer('b', order), peer('c', order)];
+    const egress = gate();
+    const up = new Uploads({ file: f, egress, peers: () => [a, b, c], onWarning: (err) => { throw err; } });
+    up.request(b, 0);
+    await egress.release(() => order.length === 1);
+    // Piece 0 has been sent once; c's twelve pieces never: each of those would go first.
+    up.request(a, 0);
+    for (let i = 1; i <= 12; i++) up.request(c, i);
+    for (let k = 2; k <= 14; k++) await egress.release(() => order.length === k);
+    expect(order).toEqual(['b', ...Array<string>(8).fill('c'), 'a', ...Array<string>(4).fill('c')]);
+    expect(pieces(a)).toEqual([0]);
+    expect(pieces(c)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    await f.close();
   });
 });

@@ -18,6 +18,13 @@ const SENDS_AT_ONCE = 4;
  * keeps it full.
  */
 const SEEDER_SEND_BYTES = 32 * 1024 * 1024;
+/**
+ * A queued request is passed over by at most this many others, then served before any fresher
+ * one: the order below (pieces sent least first) otherwise kept a request for a piece sent often
+ * waiting while requests for fresher pieces kept coming (1.4 s in the lab, 7 s once requests
+ * arrived faster), and its asker's pipeline slot with it.
+ */
+const MAX_PASSED_OVER = 8;
 
 /** Something that paces bytes (a TokenBucket, or UNLIMITED). */
 export interface Pacer {
@@ -67,7 +74,7 @@ export interface UploadsOptions {
  * the origin, and the ones with most could not pass all of them on in time).
  */
 export class Uploads {
-  private queue: Array<{ peer: UploadPeer; index: number }> = [];
+  private queue: Array<{ peer: UploadPeer; index: number; passed: number }> = [];
   private readonly sentCount: Uint32Array;
   /** The peer each piece was last sent to. */
   private readonly sentTo: Array<UploadPeer | undefined>;
@@ -104,7 +111,7 @@ export class Uploads {
     if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {
       return this.unavailable(peer, index, 'not here');
     }
-    this.queue.push({ peer, index });
+    this.queue.push({ peer, index, passed: 0 });
     this.pump();
   }
 
@@ -178,9 +185,11 @@ export class Uploads {
       this.queue = this.queue.filter((q) => !q.peer.wire.isClosed && !q.peer.has[q.index]);
       let best = -1;
       let bestKey = Infinity;
+      let overdue = -1;
       for (let i = 0; i < this.queue.length; i++) {
         const q = this.queue[i]!;
         if (seeding && this.busy.has(q.peer)) continue;
+        if (overdue < 0 && q.passed >= MAX_PASSED_OVER) overdue = i;
         const key = (fresh ? 0 : this.sentCount[q.index]! * 2 ** 32) + (this.servedTo.get(q.peer) ?? 0);
         if (key < bestKey) {
           best = i;
@@ -188,7 +197,13 @@ export class Uploads {
         }
       }
       if (best < 0) return undefined;
-      const { peer, index } = this.queue.splice(best, 1)[0]!;
+      // The oldest overdue request first; every other one that could have gone is passed over.
+      const chosen = overdue >= 0 ? overdue : best;
+      for (let i = 0; i < this.queue.length; i++) {
+        const q = this.queue[i]!;
+        if (i !== chosen && !(seeding && this.busy.has(q.peer))) q.passed++;
+      }
+      const { peer, index } = this.queue.splice(chosen, 1)[0]!;
       if (this.sentCount[index] === 0 || !seeding) return { peer, index };
       const substitute = this.unsentAfter(peer, index);
       if (substitute !== undefined) return { peer, index: substitute, substitute: index };
