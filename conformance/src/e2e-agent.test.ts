@@ -163,9 +163,11 @@ describe('agent: membership from DNS', () => {
 });
 
 describe('agent: seeding', () => {
-  it('seeds a cached blob to a peer that dials it after the download stopped seeding', async () => {
-    const { bytes, digest } = await blob(5, 3 * MiB);
-    const a = await agent('a-seed', { seedMs: 200 });
+  it('seeds a cached blob to a peer that dials it after the download stopped seeding, for longer than its idle time', async () => {
+    // 12 MiB at 3 MB/s (after a 4 MiB burst) takes about 3 s to send: far longer than the 200 ms
+    // a seed swarm stays open without a new connection or a piece sent.
+    const { bytes, digest } = await blob(5, 12 * MiB);
+    const a = await agent('a-seed', { seedMs: 200, limits: { egressMBps: 3 } });
     expect((await get(`${a.url}/v2/team/blobs/blobs/${digest}`)).body.equals(bytes)).toBe(true);
     // The download's own seeding ends within a tick after seedMs.
     await new Promise((r) => setTimeout(r, 1200));
@@ -178,7 +180,8 @@ describe('agent: seeding', () => {
     try {
       const done = new Promise<void>((resolve, reject) => { swarm.once('complete', () => resolve()); swarm.once('error', reject); });
       await node.connect(a.agent.peerAddress.ip, a.agent.peerAddress.port, digest);
-      await done;
+      const stuck = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the seed swarm stopped before the peer had the blob')), 30_000).unref());
+      await Promise.race([done, stuck]);
       expect(readFileSync(dataPath).equals(bytes)).toBe(true);
       expect(swarm.received.peer).toBe(bytes.length);
     } finally {

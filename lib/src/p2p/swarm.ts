@@ -140,6 +140,11 @@ export class Swarm extends EventEmitter {
     return this.uploads.served;
   }
 
+  /** Whether a peer's request is queued or a piece is being sent to one. */
+  get uploading(): boolean {
+    return this.uploads.busyServing;
+  }
+
   /** Requests a complete seeder declined because another peer holds the piece. */
   get declined(): number {
     return this.uploads.declinedCount;

@@ -106,6 +106,11 @@ export class Uploads {
     return this.o.seeder === true || this.o.file.complete;
   }
 
+  /** Whether a request is queued or a piece is being sent. */
+  get busyServing(): boolean {
+    return this.sending > 0 || this.queue.length > 0;
+  }
+
   /** A peer asked for a piece. */
   request(peer: UploadPeer, index: number): void {
     if (index >= this.o.file.pieceCount || !this.o.file.has(index)) {

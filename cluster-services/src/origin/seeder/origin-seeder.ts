@@ -143,6 +143,9 @@ export async function createOriginSeeder(o: OriginSeederOptions): Promise<Origin
       if (x.seed.swarm.served !== x.counted) {
         x.lastUse = now;
         count(x);
+      } else if (x.seed.swarm.uploading) {
+        // A piece on its way to a slow peer, or a request waiting: in use, though nothing finished.
+        x.lastUse = now;
       }
       if (!x.seed.arriving && now - x.lastUse >= o.peer.idleMs) void closeSeed(x.seed);
     }

@@ -5,13 +5,17 @@ interface Seed {
   swarm: Swarm;
   file: PieceFile;
   timer: NodeJS.Timeout;
+  /** The swarm's bytes served when the idle period began. */
+  served: number;
 }
 
 /**
  * Seeds whole blobs from the cache to peers that ask for them after the blob's own download has
  * stopped seeding (a peer that learnt of this agent from the tracker a little earlier, or dials
  * it again): the peer node's resolver for digests with no live swarm. Each seed swarm reads the
- * cached file, keeps the blob pinned, and closes after `idleMs` without a new connection.
+ * cached file, keeps the blob pinned, and closes after `idleMs` without a new connection or a
+ * piece sent, and with no request waiting or piece on its way (a transfer longer than `idleMs`
+ * used to be cut off, and its peer left waiting).
  */
 export function createCacheSeeder(o: { cache: BlobCache; egress: Pacer; maxPeers: number; idleMs: number; logger: Logger }): {
   resolve: SwarmResolver;
@@ -37,7 +41,11 @@ export function createCacheSeeder(o: { cache: BlobCache; egress: Pacer; maxPeers
     const s = seeds.get(digest);
     if (!s) return;
     clearTimeout(s.timer);
-    s.timer = setTimeout(() => void stop(digest), o.idleMs);
+    s.served = s.swarm.served;
+    s.timer = setTimeout(() => {
+      if (s.swarm.served !== s.served || s.swarm.uploading) arm(digest);
+      else void stop(digest);
+    }, o.idleMs);
     s.timer.unref();
   };
 
@@ -50,7 +58,7 @@ export function createCacheSeeder(o: { cache: BlobCache; egress: Pacer; maxPeers
         const file = await PieceFile.seed(hit.path, hit.metainfo);
         const swarm = new Swarm({ file, verified: true, egress: o.egress, maxPeers: o.maxPeers });
         swarm.on('warning', (err: Error) => o.logger.warn({ digest, err: err.message }, 'seed swarm warning'));
-        seeds.set(hit.digest, { swarm, file, timer: setTimeout(() => undefined, 0) });
+        seeds.set(hit.digest, { swarm, file, timer: setTimeout(() => undefined, 0), served: 0 });
         arm(hit.digest);
         o.logger.debug({ digest }, 'seeding a cached blob');
         return swarm;
