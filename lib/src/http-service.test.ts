@@ -26,10 +26,14 @@ describe('http service', () => {
 
   it('finishes an in-flight request on close and refuses new connections', async () => {
     svc = createHttpService({ name: 'test', logger: silentLogger(), shutdownTimeoutMs: 5000 });
-    svc.app.get('/slow', async () => { await new Promise((r) => setTimeout(r, 300)); return { done: true }; });
+    // Closed once the handler is running, not after a fixed wait: on a loaded machine the request
+    // had not reached the handler 50 ms in, and was answered 503 as one arriving during close.
+    let started!: () => void;
+    const running = new Promise<void>((r) => { started = r; });
+    svc.app.get('/slow', async () => { started(); await new Promise((r) => setTimeout(r, 300)); return { done: true }; });
     const url = await svc.listen('127.0.0.1', 0);
     const inflight = fetch(`${url}/slow`).then((r) => r.json());
-    await new Promise((r) => setTimeout(r, 50));
+    await running;
     const closed = svc.close();
     expect(await inflight).toEqual({ done: true });
     await closed;

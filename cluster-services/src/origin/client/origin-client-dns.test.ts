@@ -127,7 +127,10 @@ describe('DNS membership: origins and the origin client follow the headless Serv
     const owners = c.owners(three.d);
     expect(owners).toContain(urls[2]);
     await eventually(async () => (await Promise.all(owners.map((u) => headStatus(u, three.d)))).every((s) => s === 200));
-    expect((await locations(urls[0]!, three.d))).toEqual(owners);
+    // Origin 0 follows DNS on its own refresh: the probe above can agree on both rings (its owners
+    // may be the same with two members and with three), so origin 0 may learn of the third a
+    // little later (a CI run read the two-member answer here).
+    await eventually(async () => JSON.stringify(await locations(urls[0]!, three.d)) === JSON.stringify(owners));
 
     // Scale down: the first origin leaves DNS and stops. No blob is routed to it any more, and a
     // blob it held is still read from its other owner.
