@@ -195,6 +195,8 @@ export class Uploads {
         const q = this.queue[i]!;
         if (seeding && this.busy.has(q.peer)) continue;
         if (overdue < 0 && q.passed >= MAX_PASSED_OVER) overdue = i;
+        // Counted as passed over by this choice; the one chosen leaves the queue.
+        q.passed++;
         const key = (fresh ? 0 : this.sentCount[q.index]! * 2 ** 32) + (this.servedTo.get(q.peer) ?? 0);
         if (key < bestKey) {
           best = i;
@@ -202,13 +204,8 @@ export class Uploads {
         }
       }
       if (best < 0) return undefined;
-      // The oldest overdue request first; every other one that could have gone is passed over.
-      const chosen = overdue >= 0 ? overdue : best;
-      for (let i = 0; i < this.queue.length; i++) {
-        const q = this.queue[i]!;
-        if (i !== chosen && !(seeding && this.busy.has(q.peer))) q.passed++;
-      }
-      const { peer, index } = this.queue.splice(chosen, 1)[0]!;
+      // The oldest overdue request first.
+      const { peer, index } = this.queue.splice(overdue >= 0 ? overdue : best, 1)[0]!;
       if (this.sentCount[index] === 0 || !seeding) return { peer, index };
       const substitute = this.unsentAfter(peer, index);
       if (substitute !== undefined) return { peer, index: substitute, substitute: index };
