@@ -28,13 +28,18 @@ function connectOrigin(swarm: Swarm, key: string, origin = true): { asked: numbe
   return { asked, remote };
 }
 
+/** The swarm under test, with a pipeline of 2, over an empty file of an 8-piece blob. */
+async function subject(): Promise<{ bytes: Buffer; file: PieceFile; swarm: Swarm }> {
+  const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
+  dirs.push(dir);
+  const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
+  const file = await PieceFile.open(join(dir, 'blob'), metainfo);
+  return { bytes, file, swarm: new Swarm({ file, pipeline: 2 }) };
+}
+
 describe('swarm requests', () => {
   it('asks for pieces in index order, and asks each of several origins from its own share of the blob', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
-    dirs.push(dir);
-    const { metainfo } = testBlob(8 * PIECE, PIECE);
-    const file = await PieceFile.open(join(dir, 'blob'), metainfo);
-    const swarm = new Swarm({ file, pipeline: 2 });
+    const { file, swarm } = await subject();
     const first = connectOrigin(swarm, 'a').asked;
     await until(() => first.length === 2);
     expect(first).toEqual([0, 1]);
@@ -47,11 +52,7 @@ describe('swarm requests', () => {
   });
 
   it('takes a piece it did not ask for from a complete agent, as from an origin (super-seeding)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
-    dirs.push(dir);
-    const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
-    const file = await PieceFile.open(join(dir, 'blob'), metainfo);
-    const swarm = new Swarm({ file, pipeline: 2 });
+    const { bytes, file, swarm } = await subject();
     const { asked, remote } = connectOrigin(swarm, 'c', false);
     await until(() => asked.length === 2);
     // Asked for 0 and 1, it sends 6 in place of 0 (and would say PIECE_UNAVAILABLE for 0).
@@ -59,6 +60,35 @@ describe('swarm requests', () => {
     await until(() => file.has(6));
     expect(swarm.received.peer).toBe(PIECE);
     expect(swarm.discarded.peer).toBe(0);
+    swarm.close();
+    await file.close();
+  });
+
+  it('tells a new piece to the peers that lack it and to origins only; a peer that completes is told of every piece', async () => {
+    const { bytes, file, swarm } = await subject();
+    const haves = new Map<string, number[]>();
+    const connect = (key: string, full: boolean, origin: boolean): Wire => {
+      const { local, remote, handshake } = handshakenPair(key, PIECE, full);
+      haves.set(key, []);
+      remote.on('message', (m: WireMessage) => { if (m.type === 'have') haves.get(key)!.push(m.index); });
+      swarm.add(key, local, handshake, origin);
+      return remote;
+    };
+    connect('origin', true, true);
+    const holder = connect('holder', false, false);
+    connect('lacker', false, false);
+    const asked: number[] = [];
+    holder.on('message', (m: WireMessage) => { if (m.type === 'request') asked.push(m.index); });
+    // The holder announces piece 5, is asked for it (nobody else has been) and sends it.
+    await holder.send({ type: 'have', index: 5 });
+    await until(() => asked.includes(5));
+    await holder.send({ type: 'piece', index: 5, data: bytes.subarray(5 * PIECE, 6 * PIECE) });
+    await until(() => haves.get('lacker')!.includes(5) && haves.get('origin')!.includes(5));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(haves.get('holder')).toEqual([]);
+    // Complete, the holder chooses what to send by what its peers hold: it learns of piece 5 now.
+    await holder.send({ type: 'complete' });
+    await until(() => haves.get('holder')!.includes(5));
     swarm.close();
     await file.close();
   });

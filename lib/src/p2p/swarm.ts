@@ -209,6 +209,9 @@ export class Swarm extends EventEmitter {
         return this.fill(peer);
       case 'complete':
         for (let i = 0; i < peer.has.length; i++) if (!peer.has[i]) { peer.has[i] = 1; this.picker.addHave(i); }
+        // Now a seeder, it chooses what to send by what its peers hold (see Uploads): it is told
+        // again of every piece here, those it was not told of while it held them too among them.
+        for (let i = 0; i < peer.has.length; i++) if (this.o.file.has(i)) void peer.wire.send({ type: 'have', index: i }).catch(() => undefined);
         return this.fill(peer);
       case 'error':
         if (m.code === 'PIECE_UNAVAILABLE') {
@@ -294,14 +297,19 @@ export class Swarm extends EventEmitter {
     this.fillAll();
   }
 
-  /** Tells every peer about a new piece, and cancels duplicate endgame requests for it. */
+  /**
+   * Tells every peer that lacks a new piece about it, and cancels duplicate endgame requests for
+   * it. A peer that holds it already is not told (while pieces spread, that is about half of all
+   * HAVEs, each a message to write and read, the cost that grows with the piece count), except an
+   * origin: a seeder chooses what to send by what its peers hold.
+   */
   private announce(index: number): void {
     for (const p of this.peers.values()) {
       if (p.asked.delete(index)) {
         this.picker.settled(index);
         void p.wire.send({ type: 'cancel', index }).catch(() => undefined);
       }
-      void p.wire.send({ type: 'have', index }).catch(() => undefined);
+      if (!p.has[index] || p.origin) void p.wire.send({ type: 'have', index }).catch(() => undefined);
     }
     if (this.o.file.complete) this.verifySafely();
     else this.fillAll();

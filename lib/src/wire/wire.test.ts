@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { sha256 } from '../digest.js';
 import { MAX_HEADER_BYTES, WireError } from './framing.js';
 import { encodeHeader, type WireMessage } from './messages.js';
+import { Duplex } from 'node:stream';
 import { Wire, duplexPair } from './wire.js';
 
 const handshake = (over: Partial<Extract<WireMessage, { type: 'handshake' }>> = {}): WireMessage => ({
@@ -101,5 +102,24 @@ describe('peer wire protocol', () => {
     await tick();
     expect(got).toHaveLength(1);
     await expect(async () => { a.close(); await a.send({ type: 'complete' }); }).rejects.toMatchObject({ code: 'ERR_WIRE_CLOSED' });
+  });
+
+  it('hands the stream what is sent in one turn of the event loop as one write, and what is sent before close', async () => {
+    const writes: number[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(_chunk, _enc, done) { writes.push(1); done(); },
+      writev(chunks, done) { writes.push(chunks.length); done(); },
+    });
+    const wire = new Wire(stream, { maxPayloadBytes: 1024 });
+    for (const index of [1, 2, 3]) void wire.send({ type: 'have', index });
+    void wire.send({ type: 'piece', index: 4, data: Buffer.alloc(1024) });
+    expect(writes).toEqual([]);
+    await tick();
+    // Three HAVE frames, a piece's header and its payload.
+    expect(writes).toEqual([5]);
+    void wire.send({ type: 'error', code: 'BLOB_UNKNOWN', message: 'not here', index: 0 });
+    wire.close();
+    expect(writes).toEqual([5, 1]);
   });
 });
