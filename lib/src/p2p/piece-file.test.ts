@@ -52,6 +52,24 @@ describe('piece file', () => {
     await again.close();
   });
 
+  it('marks pieces in the status file only once synced, a group in one write that keeps the marks before it', async () => {
+    const { bytes, metainfo } = blob(10 * PIECE);
+    const p = path();
+    const status = () => [...readFileSync(`${p}.status`)];
+    const first = await PieceFile.open(p, metainfo);
+    for (const i of [2, 7]) await first.write(i, piece(bytes, i));
+    await first.close();
+    const again = await PieceFile.open(p, metainfo);
+    await again.write(5, piece(bytes, 5));
+    await again.write(3, piece(bytes, 3));
+    // Written and served, not yet synced: not marked (the group sync is a timer away).
+    expect(status()).toEqual([0, 0, 1, 0, 0, 0, 0, 1, 0, 0]);
+    await again.sync();
+    // The span 3..5 was written whole: piece 4, absent, stays unmarked, and 2 and 7 stay marked.
+    expect(status()).toEqual([0, 0, 1, 1, 0, 1, 0, 1, 0, 0]);
+    await again.close();
+  });
+
   it('a reader gets the bytes in order as pieces arrive, before the blob is complete', async () => {
     const { bytes, metainfo } = blob(4 * PIECE + 7);
     const f = await PieceFile.open(path(), metainfo);

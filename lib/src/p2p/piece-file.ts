@@ -42,6 +42,7 @@ export class PieceFile extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
+    this.synced = Uint8Array.from(present);
   }
 
   /** Opens (or creates) `<path>` and `<path>.status`, resuming from the pieces already verified. */
@@ -117,16 +118,18 @@ export class PieceFile extends EventEmitter {
     return out;
   }
 
+  /** Pieces present but not yet recorded in the status file, and the sync under way. */
+  private unsynced: number[] = [];
+  /** The status file's content: 1 for the pieces whose data was synced. */
+  private readonly synced: Uint8Array;
+  private syncing: Promise<void> = Promise.resolve();
+  private flushTimer: NodeJS.Timeout | undefined;
+
   /**
    * Verifies and stores a piece; resolves true if it was new, false if it was already present
    * (a duplicate from endgame). Emits `piece` (index, bytes) for a new one; the bytes are the
    * caller's and valid only during the event.
    */
-  /** Pieces present but not yet recorded in the status file, and the sync under way. */
-  private unsynced: number[] = [];
-  private syncing: Promise<void> = Promise.resolve();
-  private flushTimer: NodeJS.Timeout | undefined;
-
   async write(index: number, bytes: Buffer): Promise<boolean> {
     this.checkIndex(index);
     const status = this.status;
@@ -168,7 +171,16 @@ export class PieceFile extends EventEmitter {
       const batch = this.unsynced.splice(0);
       if (batch.length === 0 || !this.status) return;
       await this.data.datasync();
-      for (const i of batch) await this.status.write(Uint8Array.of(1), 0, 1, i);
+      // One write for the group: the span from its first piece to its last, copied from the
+      // record of synced pieces (so a piece written since, not yet synced, stays unmarked).
+      let first = batch[0]!;
+      let last = first;
+      for (const i of batch) {
+        this.synced[i] = 1;
+        first = Math.min(first, i);
+        last = Math.max(last, i);
+      }
+      await this.status.write(this.synced.slice(first, last + 1), 0, last - first + 1, first);
     });
     this.syncing = run.catch(() => undefined);
     return run;
