@@ -18,7 +18,8 @@ export class PiecePicker {
   constructor(
     readonly pieceCount: number,
     private readonly have: (index: number) => boolean,
-    private readonly options: { endgameThreshold: number },
+    /** `missing`: pieces still missing, when the caller counts them (else counted here, one look per piece). */
+    private readonly options: { endgameThreshold: number; missing?: () => number },
   ) {
     this.availability = new Uint32Array(pieceCount);
     this.inflight = new Uint16Array(pieceCount);
@@ -45,6 +46,7 @@ export class PiecePicker {
 
   /** Pieces still missing. */
   missing(): number {
+    if (this.options.missing) return this.options.missing();
     let n = 0;
     for (let i = 0; i < this.pieceCount; i++) if (!this.have(i)) n++;
     return n;
@@ -60,8 +62,9 @@ export class PiecePicker {
     let bestRarity = Infinity;
     for (let k = 0; k < this.pieceCount; k++) {
       const i = (from + k) % this.pieceCount;
-      if (this.have(i) || !peerHas(i) || alreadyAskedOfThisPeer(i)) continue;
+      // Cheapest tests first: this runs for every piece on every pick.
       if (this.inflight[i]! > 0 && !endgame) continue;
+      if (!peerHas(i) || this.have(i) || alreadyAskedOfThisPeer(i)) continue;
       // In endgame, prefer pieces with the fewest requests out, then the rarest.
       const rarity = (endgame ? this.inflight[i]! * 1e6 : 0) + this.availability[i]!;
       // Strictly rarer only: of equals, the first after the starting point wins.

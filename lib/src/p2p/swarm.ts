@@ -101,7 +101,9 @@ export class Swarm extends EventEmitter {
       file: o.file, ...(o.egress ? { egress: o.egress } : {}), peers: () => this.peers.values(),
       onWarning: (err) => { if (!this.closed) this.emit('warning', err); }, ...(o.seeder ? { seeder: true } : {}),
     });
-    this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), { endgameThreshold: o.endgameThreshold ?? 4 });
+    this.picker = new PiecePicker(o.file.pieceCount, (i) => o.file.has(i), {
+      endgameThreshold: o.endgameThreshold ?? 4, missing: () => o.file.pieceCount - o.file.presentCount,
+    });
     this.pipeline = o.pipeline ?? 2;
     this.maxOutstanding = Math.max(1, Math.floor((o.maxInflightBytes ?? DEFAULT_INFLIGHT_BYTES) / o.file.metainfo.pieceLength));
     this.timeoutMs = o.requestTimeoutMs ?? 15_000;
