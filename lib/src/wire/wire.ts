@@ -32,7 +32,7 @@ export class Wire extends EventEmitter {
   constructor(private readonly stream: Duplex, private readonly options: WireOptions) {
     super();
     this.decoder = new FrameDecoder(options.maxPayloadBytes);
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => {
       if (!this.decoder.idle) this.fail(new WireError('ERR_WIRE_TRUNCATED', 'connection ended in the middle of a frame'));
       else this.close();
@@ -114,7 +114,11 @@ export class Wire extends EventEmitter {
     return this.closed;
   }
 
-  private onData(chunk: Buffer): void {
+  /**
+   * Bytes from the peer, for a stream that hands them over other than as `data` events (a socket
+   * reading into one reused buffer: see PeerNode). Nothing is kept of `chunk` after the call.
+   */
+  receive(chunk: Buffer): void {
     if (this.closed) return;
     try {
       this.decoder.feed(chunk, (m) => {
