@@ -29,12 +29,12 @@ function connectOrigin(swarm: Swarm, key: string, origin = true): { asked: numbe
 }
 
 /** The swarm under test, with a pipeline of 2, over an empty file of an 8-piece blob. */
-async function subject(): Promise<{ bytes: Buffer; file: PieceFile; swarm: Swarm }> {
+async function subject(maxPeers?: number): Promise<{ bytes: Buffer; file: PieceFile; swarm: Swarm }> {
   const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
   dirs.push(dir);
   const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
   const file = await PieceFile.open(join(dir, 'blob'), metainfo);
-  return { bytes, file, swarm: new Swarm({ file, pipeline: 2 }) };
+  return { bytes, file, swarm: new Swarm({ file, pipeline: 2, ...(maxPeers ? { maxPeers } : {}) }) };
 }
 
 describe('swarm requests', () => {
@@ -89,6 +89,24 @@ describe('swarm requests', () => {
     // Complete, the holder chooses what to send by what its peers hold: it learns of piece 5 now.
     await holder.send({ type: 'complete' });
     await until(() => haves.get('holder')!.includes(5));
+    swarm.close();
+    await file.close();
+  });
+
+  it('keeps a connection to an origin when its slots are full of agents, and closes one more agent', async () => {
+    const { file, swarm } = await subject(1);
+    const add = (key: string, origin: boolean): Wire => {
+      const { local, handshake } = handshakenPair(key, PIECE, origin);
+      swarm.add(key, local, handshake, origin);
+      return local;
+    };
+    const agent = add('agent-a', false);
+    const extra = add('agent-b', false);
+    const origin = add('origin', true);
+    expect(extra.isClosed).toBe(true);
+    expect(agent.isClosed).toBe(false);
+    expect(origin.isClosed).toBe(false);
+    expect([swarm.peerCount, swarm.originCount]).toEqual([2, 1]);
     swarm.close();
     await file.close();
   });

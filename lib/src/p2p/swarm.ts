@@ -37,8 +37,9 @@ export interface SwarmOptions {
   ingress?: Pacer;
   egress?: Pacer;
   /**
-   * Connections kept at most; one more is closed at once. About ten keep a link busy while
-   * spreading pieces (Kraken and BitTorrent clients use a similar number); unlimited by default.
+   * Connections to agents kept at most; one more is closed at once (connections to origins are
+   * not counted, and always kept). About ten keep a link busy while spreading pieces (Kraken and
+   * BitTorrent clients use a similar number); unlimited by default.
    */
   maxPeers?: number;
   /**
@@ -167,7 +168,9 @@ export class Swarm extends EventEmitter {
   /** Adds a connection whose handshake has been exchanged; `remote` is the peer's handshake. */
   add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false): void {
     if (this.closed || this.blacklist.has(key) || this.peers.has(key)) return wire.close();
-    if (this.o.maxPeers !== undefined && this.peers.size >= this.o.maxPeers) return wire.close();
+    // Origins come on top of the cap: an agent whose slots other agents filled first must still
+    // reach the seeders (in the lab, 10 of 20 agents once never did and took twice as long).
+    if (!origin && this.o.maxPeers !== undefined && this.peers.size - this.originCount >= this.o.maxPeers) return wire.close();
     const has = new Uint8Array(this.o.file.pieceCount);
     for (let i = 0; i < has.length; i++) has[i] = (remote.bitfield[i >> 3]! >> (7 - (i & 7))) & 1;
     const peer: Peer = { key, wire, has, asked: new Map(), unavailable: new Map(), declined: new Set(), origin, bytesIn: 0 };

@@ -40,6 +40,7 @@ export class Download extends EventEmitter {
   private file!: PieceFile;
   private http: HttpPieces | undefined;
   private readonly dialed = new Map<string, number>();
+  /** Dials to agents under way (origins are dialled whatever the count). */
   private dialing = 0;
   private lastProgress = Date.now();
   private readonly startedAt = Date.now();
@@ -209,15 +210,16 @@ export class Download extends EventEmitter {
   private dial(ip: string, port: number, origin: boolean): void {
     const { config, node } = this.d;
     if (this.stopped || this.finished) return;
-    if (this.swarm.peerCount + this.dialing >= config.p2p.maxConnections) return;
+    // Origins are dialled whatever the agents connected: they are not counted (see Swarm).
+    if (!origin && this.swarm.peerCount - this.swarm.originCount + this.dialing >= config.p2p.maxConnections) return;
     const key = `${ip}:${port}`;
     const last = this.dialed.get(key);
     if (last !== undefined && Date.now() - last < config.p2p.redialMs) return;
     this.dialed.set(key, Date.now());
-    this.dialing++;
+    if (!origin) this.dialing++;
     node.connect(ip, port, this.digest, { origin }).catch((err: unknown) => {
       if (origin && !isCategory(err, 'NotFound')) this.trouble.origins = `peer ${key}: ${(err as Error).message}`;
       this.d.logger.debug({ digest: this.digest, peer: key, err: (err as Error).message }, 'dial failed');
-    }).finally(() => { this.dialing--; });
+    }).finally(() => { if (!origin) this.dialing--; });
   }
 }
