@@ -113,7 +113,7 @@ export class PeerNode extends EventEmitter {
       throw new KrillError('InvalidArgument', 'ERR_WIRE_HANDSHAKE', `peer answered for ${remote.digest}, not ${digest}`);
     }
     wire.setMaxPayload(entry.swarm.file.metainfo.pieceLength);
-    entry.swarm.add(remote.peerId.toString('hex'), wire, remote, options.origin ?? false);
+    entry.swarm.add(remote.peerId.toString('hex'), wire, remote, options.origin ?? false, true);
   }
 
   async close(): Promise<void> {

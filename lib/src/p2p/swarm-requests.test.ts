@@ -29,12 +29,12 @@ function connectOrigin(swarm: Swarm, key: string, origin = true): { asked: numbe
 }
 
 /** The swarm under test, with a pipeline of 2, over an empty file of an 8-piece blob. */
-async function subject(maxPeers?: number): Promise<{ bytes: Buffer; file: PieceFile; swarm: Swarm }> {
+async function subject(maxPeers?: number, dialledReserve?: number): Promise<{ bytes: Buffer; file: PieceFile; swarm: Swarm }> {
   const dir = mkdtempSync(join(tmpdir(), 'krill-requests-'));
   dirs.push(dir);
   const { bytes, metainfo } = testBlob(8 * PIECE, PIECE);
   const file = await PieceFile.open(join(dir, 'blob'), metainfo);
-  return { bytes, file, swarm: new Swarm({ file, pipeline: 2, ...(maxPeers ? { maxPeers } : {}) }) };
+  return { bytes, file, swarm: new Swarm({ file, pipeline: 2, ...(maxPeers ? { maxPeers } : {}), ...(dialledReserve ? { dialledReserve } : {}) }) };
 }
 
 describe('swarm requests', () => {
@@ -107,6 +107,23 @@ describe('swarm requests', () => {
     expect(agent.isClosed).toBe(false);
     expect(origin.isClosed).toBe(false);
     expect([swarm.peerCount, swarm.originCount]).toEqual([2, 1]);
+    swarm.close();
+    await file.close();
+  });
+
+  it('keeps connections it dialled beyond the cap up to its reserve, when agents that dialled in fill it', async () => {
+    const { file, swarm } = await subject(1, 1);
+    const add = (key: string, dialled: boolean): Wire => {
+      const { local, handshake } = handshakenPair(key, PIECE, false);
+      swarm.add(key, local, handshake, false, dialled);
+      return local;
+    };
+    const dialledIn = add('agent-in', false);
+    const refused = add('agent-in-2', false);
+    const chosen = add('agent-out', true);
+    const beyond = add('agent-out-2', true);
+    expect([dialledIn.isClosed, refused.isClosed, chosen.isClosed, beyond.isClosed]).toEqual([false, true, false, true]);
+    expect([swarm.peerCount, swarm.dialledCount]).toEqual([2, 1]);
     swarm.close();
     await file.close();
   });

@@ -43,6 +43,13 @@ export interface SwarmOptions {
    */
   maxPeers?: number;
   /**
+   * Connections this side dialled to agents that are kept beyond maxPeers, while fewer than this
+   * many are open: each agent then has some peers of its own choosing, not only those that
+   * dialled it first (agents that announce first otherwise fill up with the next ones, and the
+   * last ones, refused, connect only among themselves). 0 by default.
+   */
+  dialledReserve?: number;
+  /**
    * Bytes requested and not yet received, over all peers, at most: every answer is held in memory
    * until it is verified and written, so this bounds a download's memory whatever the piece
    * length and peer count (default 48 MiB: 48 pieces of 1 MiB, two seconds of a 25 MB/s link).
@@ -60,6 +67,8 @@ interface Peer extends UploadPeer {
   /** Pieces the peer answered PIECE_UNAVAILABLE for, and when. */
   unavailable: Map<number, number>;
   bytesIn: number;
+  /** This side dialled the connection. */
+  dialled: boolean;
 }
 
 /**
@@ -158,6 +167,13 @@ export class Swarm extends EventEmitter {
     return this.peers.size;
   }
 
+  /** Connections open now to agents that this side dialled. */
+  get dialledCount(): number {
+    let n = 0;
+    for (const p of this.peers.values()) if (p.dialled && !p.origin) n++;
+    return n;
+  }
+
   /** Connections open now to origins. */
   get originCount(): number {
     let n = 0;
@@ -166,14 +182,15 @@ export class Swarm extends EventEmitter {
   }
 
   /** Adds a connection whose handshake has been exchanged; `remote` is the peer's handshake. */
-  add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false): void {
+  add(key: string, wire: Wire, remote: Extract<WireMessage, { type: 'handshake' }>, origin = false, dialled = false): void {
     if (this.closed || this.blacklist.has(key) || this.peers.has(key)) return wire.close();
     // Origins come on top of the cap: an agent whose slots other agents filled first must still
     // reach the seeders (in the lab, 10 of 20 agents once never did and took twice as long).
-    if (!origin && this.o.maxPeers !== undefined && this.peers.size - this.originCount >= this.o.maxPeers) return wire.close();
+    if (!origin && this.o.maxPeers !== undefined && this.peers.size - this.originCount >= this.o.maxPeers
+      && !(dialled && this.dialledCount < (this.o.dialledReserve ?? 0))) return wire.close();
     const has = new Uint8Array(this.o.file.pieceCount);
     for (let i = 0; i < has.length; i++) has[i] = (remote.bitfield[i >> 3]! >> (7 - (i & 7))) & 1;
-    const peer: Peer = { key, wire, has, asked: new Map(), unavailable: new Map(), declined: new Set(), origin, bytesIn: 0 };
+    const peer: Peer = { key, wire, has, asked: new Map(), unavailable: new Map(), declined: new Set(), origin, dialled, bytesIn: 0 };
     this.peers.set(key, peer);
     this.picker.addPeer((i) => has[i] === 1, 1);
     wire.on('message', (m: WireMessage) => {

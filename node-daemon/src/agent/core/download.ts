@@ -25,6 +25,11 @@ export interface DownloadDeps {
 
 /** How often the download checks its progress, dials more peers, and decides on fallbacks. */
 const TICK_MS = 500;
+/**
+ * Agents this one dials kept even when others that dialled it fill its slots: three peers of each
+ * agent's own choosing join the swarm into one (see Swarm's dialledReserve).
+ */
+const DIALLED_RESERVE = 3;
 
 /**
  * One blob's download and then its seeding: the piece file in the cache, the swarm registered
@@ -88,7 +93,7 @@ export class Download extends EventEmitter {
     if (this.file.presentCount > 0) this.d.logger.info({ digest: this.digest, pieces: this.file.presentCount }, 'resuming a partial download');
     this.swarm = new Swarm({
       file: this.file, pipeline: config.p2p.pipeline, requestTimeoutMs: config.p2p.requestTimeoutMs,
-      maxPeers: config.p2p.maxConnections, ingress: this.d.ingress, egress: this.d.egress,
+      maxPeers: config.p2p.maxConnections, dialledReserve: DIALLED_RESERVE, ingress: this.d.ingress, egress: this.d.egress,
     });
     this.swarm.on('complete', () => void this.completed());
     this.swarm.on('error', (err: Error) => void this.fail(err, true));
@@ -211,7 +216,9 @@ export class Download extends EventEmitter {
     const { config, node } = this.d;
     if (this.stopped || this.finished) return;
     // Origins are dialled whatever the agents connected: they are not counted (see Swarm).
-    if (!origin && this.swarm.peerCount - this.swarm.originCount + this.dialing >= config.p2p.maxConnections) return;
+    // Agents up to the cap, and beyond it up to DIALLED_RESERVE dialled by this one (see Swarm).
+    if (!origin && this.swarm.peerCount - this.swarm.originCount + this.dialing >= config.p2p.maxConnections
+      && this.swarm.dialledCount + this.dialing >= DIALLED_RESERVE) return;
     const key = `${ip}:${port}`;
     const last = this.dialed.get(key);
     if (last !== undefined && Date.now() - last < config.p2p.redialMs) return;
