@@ -215,10 +215,8 @@ export class Download extends EventEmitter {
   private dial(ip: string, port: number, origin: boolean): void {
     const { config, node } = this.d;
     if (this.stopped || this.finished) return;
-    // Origins are dialled whatever the agents connected: they are not counted (see Swarm).
-    // Agents up to the cap, and beyond it up to DIALLED_RESERVE dialled by this one (see Swarm).
-    if (!origin && this.swarm.peerCount - this.swarm.originCount + this.dialing >= config.p2p.maxConnections
-      && this.swarm.dialledCount + this.dialing >= DIALLED_RESERVE) return;
+    // Origins whatever the agents connected; agents while the swarm would keep one more.
+    if (!this.swarm.hasRoom(origin, true, this.dialing)) return;
     const key = `${ip}:${port}`;
     const last = this.dialed.get(key);
     if (last !== undefined && Date.now() - last < config.p2p.redialMs) return;
