@@ -89,23 +89,16 @@ export class PeerNode extends EventEmitter {
     // to the wire to copy what it keeps (a piece's bytes go into its pool buffer). A socket's own
     // reads are a new 64 KiB buffer each, garbage as soon as the wire has copied it; at link speed
     // that garbage waits for V8's next collection (tens of MB in the lab's 2 GB run).
-    let wire: Wire | undefined;
-    const early: Buffer[] = [];
+    // The wire exists before the socket can read anything: reads come only after it connects.
     const socket = connect({
       host, port, noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n) => {
-        const chunk = READ_BUFFER.subarray(0, n);
-        if (wire) wire.receive(chunk);
-        else early.push(Buffer.from(chunk));
-        return true;
-      } },
+      onread: { buffer: READ_BUFFER, callback: (n) => { wire.receive(READ_BUFFER.subarray(0, n)); return true; } },
     });
+    const wire = this.wire(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    wire = this.wire(socket);
-    for (const chunk of early.splice(0)) wire.receive(chunk);
     await wire.send(this.handshake(digest, entry.namespace, entry.swarm));
     const remote = await this.awaitHandshake(wire);
     if (remote.digest !== digest) {

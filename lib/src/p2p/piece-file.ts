@@ -180,7 +180,7 @@ export class PieceFile extends EventEmitter {
         first = Math.min(first, i);
         last = Math.max(last, i);
       }
-      await this.status.write(this.synced.slice(first, last + 1), 0, last - first + 1, first);
+      await this.status.write(this.synced, first, last - first + 1, first);
     });
     this.syncing = run.catch(() => undefined);
     return run;

@@ -64,8 +64,8 @@ export class Wire extends EventEmitter {
     let ok = true;
     // Everything sent to the peer in one turn of the event loop leaves in one write (writev):
     // HAVEs, requests and cancels are a few bytes each, and on a loaded node each write to a
-    // socket, and each packet, is the cost, not the bytes (in the lab's CPU profiles, socket writes
-    // took more of an agent's time than hashing the pieces). A piece's header and payload then go as one, too.
+    // socket, and each packet, is the cost, not the bytes. A piece's header and payload then go
+    // as one, too.
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
