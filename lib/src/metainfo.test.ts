@@ -7,7 +7,9 @@ const MiB = 1024 * 1024;
 
 describe('metainfo', () => {
   it('chooses piece length by size', () => {
-    expect(pieceLengthFor(0)).toBe(MiB);
+    expect(pieceLengthFor(0)).toBe(MiB / 2);
+    expect(pieceLengthFor(512 * MiB - 1)).toBe(MiB / 2);
+    expect(pieceLengthFor(512 * MiB)).toBe(MiB);
     expect(pieceLengthFor(1024 * MiB - 1)).toBe(MiB);
     expect(pieceLengthFor(1024 * MiB)).toBe(4 * MiB);
     expect(pieceLengthFor(4 * 1024 * MiB + 1)).toBe(8 * MiB);

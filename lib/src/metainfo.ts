@@ -18,16 +18,20 @@ export interface Metainfo {
 /**
  * Piece length by blob size, fixed for a blob. A peer can pass on a piece only once it has the
  * whole piece, so smaller pieces keep every link busy sooner and shorten the tail, when the
- * last piece still has to reach everyone (in the lab, 10 agents on 25 MB/s links got a 200 MB
- * blob with a p99 of 16.5 s in 1 MiB pieces against 18.8 s in 4 MiB ones, origin copies 1.5x
- * against 1.9x). Large blobs get larger pieces so that the piece count, and with it the bitfield
- * and per-piece bookkeeping, stays in the low thousands:
+ * last piece still has to reach everyone: in the lab (`bench:swarm`, 10 agents on 25 MB/s links,
+ * a 200 MB blob) p99 was 18.8 s in 4 MiB pieces, 16.5 s in 1 MiB ones, and, after later work,
+ * 10.4-11.3 s in 1 MiB pieces against 9.8-10.6 s in 512 KiB ones. Each piece costs CPU of its own
+ * (messages, a write, a pick), so pieces smaller still (256 KiB) ran out of the lab's two cores.
+ * Large blobs get larger pieces so that the piece count, and with it the bitfield and per-piece
+ * bookkeeping, stays in the low thousands:
+ * - below 512 MiB: 512 KiB (at most 1,024 pieces);
  * - below 1 GiB: 1 MiB (at most 1,024 pieces);
  * - up to 4 GiB: 4 MiB (at most 1,024 pieces);
  * - up to 16 GiB: 8 MiB (at most 2,048 pieces);
  * - above: 16 MiB.
  */
 export function pieceLengthFor(size: number): number {
+  if (size < GiB / 2) return MiB / 2;
   if (size < GiB) return MiB;
   if (size <= 4 * GiB) return 4 * MiB;
   if (size <= 16 * GiB) return 8 * MiB;

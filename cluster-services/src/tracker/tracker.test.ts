@@ -109,8 +109,8 @@ describe('tracker server and client', () => {
     const client = createTrackerClient({ urls: [t.url], logger });
     closers.push(() => client.close());
     const m = await client.metainfo('team/app', digest);
-    expect(m).toMatchObject({ digest, length: bytes.length, pieceLength: 1024 * 1024 });
-    expect(m.pieces).toHaveLength(4);
+    expect(m).toMatchObject({ digest, length: bytes.length, pieceLength: 512 * 1024 });
+    expect(m.pieces).toHaveLength(7);
     expect(await client.metainfo('team/app', sha256('absent') as Digest).catch((e: { code?: string }) => e.code)).toBe('ERR_BLOB_NOT_FOUND');
   });
 });
