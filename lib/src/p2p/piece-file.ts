@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { KrillError, diskError } from '../errors.js';
 import type { BufferPool } from '../wire/buffer-pool.js';
 import { DirectIo } from './direct-io.js';
+import { RecentPieces, keepsRecent } from './recent-pieces.js';
 
 /**
  * Status bytes are written in groups, a quarter second apart: one datasync covers every piece of
@@ -39,14 +40,20 @@ export class PieceFile extends EventEmitter {
     private readonly status: FileHandle | undefined,
     private readonly present: Uint8Array,
     private count: number,
+    /** Copies of the pieces written last, served to reads (see RecentPieces). */
+    private readonly recent: RecentPieces,
   ) {
     super();
     this.setMaxListeners(0);
     this.synced = Uint8Array.from(present);
   }
 
-  /** Opens (or creates) `<path>` and `<path>.status`, resuming from the pieces already verified. */
-  static async open(path: string, metainfo: Metainfo): Promise<PieceFile> {
+  /**
+   * Opens (or creates) `<path>` and `<path>.status`, resuming from the pieces already verified.
+   * `keepRecent`: whether copies of recently written pieces serve reads (see RecentPieces;
+   * default keepsRecent of the piece length).
+   */
+  static async open(path: string, metainfo: Metainfo, options: { keepRecent?: boolean } = {}): Promise<PieceFile> {
     const data = await open(path, 'a+').then(async (h) => { await h.close(); return open(path, 'r+'); });
     const status = await open(`${path}.status`, 'a+').then(async (h) => { await h.close(); return open(`${path}.status`, 'r+'); });
     await data.truncate(metainfo.length);
@@ -59,7 +66,8 @@ export class PieceFile extends EventEmitter {
       count += present[i]!;
     }
     if (bytesRead < n) await status.truncate(n);
-    return new PieceFile(metainfo, data, await DirectIo.open(path, true), status, present, count);
+    const recent = new RecentPieces(options.keepRecent ?? keepsRecent(metainfo.pieceLength));
+    return new PieceFile(metainfo, data, await DirectIo.open(path, true), status, present, count, recent);
   }
 
   /**
@@ -80,7 +88,7 @@ export class PieceFile extends EventEmitter {
       throw err;
     }
     const n = metainfo.pieces.length;
-    return new PieceFile(metainfo, data, await DirectIo.open(path, false), undefined, new Uint8Array(n).fill(1), n);
+    return new PieceFile(metainfo, data, await DirectIo.open(path, false), undefined, new Uint8Array(n).fill(1), n, new RecentPieces(false));
   }
 
   /** True for a file opened with `seed`. */
@@ -150,6 +158,7 @@ export class PieceFile extends EventEmitter {
     this.present[index] = 1;
     this.count++;
     this.unsynced.push(index);
+    this.recent.keep(index, bytes);
     // Served and announced at once (its bytes are verified and readable); recorded on disk with
     // the next group sync.
     this.emit('piece', index, bytes);
@@ -195,6 +204,7 @@ export class PieceFile extends EventEmitter {
     // Unzeroed: every byte is read over. Zeroing 4 MiB a piece was a measurable share of a pull.
     const size = this.pieceSize(index);
     const out = pool ? pool.take(size) : Buffer.allocUnsafe(size);
+    if (this.recent.copyTo(index, out)) return out;
     const position = index * this.metainfo.pieceLength;
     if (this.direct.fits(out, position) && (await this.direct.read(out, position))) return out;
     const { bytesRead } = await this.data.read(out, 0, out.length, position);
@@ -227,10 +237,16 @@ export class PieceFile extends EventEmitter {
     });
   }
 
+  /** Drops the copies of recent pieces: the blob is verified, and serving it needs no speed-up. */
+  forgetRecent(): void {
+    this.recent.clear();
+  }
+
   async close(): Promise<void> {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     await this.sync().catch(() => undefined);
+    this.recent.clear();
     await Promise.allSettled([this.data.close(), this.direct.close(), this.status?.close()]);
   }
 

@@ -436,6 +436,7 @@ export class Swarm extends EventEmitter {
       return;
     }
     this.whole.resolve();
+    this.o.file.forgetRecent();
     for (const p of this.peers.values()) void p.wire.send({ type: 'complete' }).catch(() => undefined);
     this.emit('complete');
   }
