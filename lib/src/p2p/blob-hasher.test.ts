@@ -1,10 +1,10 @@
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlobHasher } from './blob-hasher.js';
 import { PieceFile } from './piece-file.js';
-import { testBlob } from './test-blob.js';
+import { flipOnDisk, testBlob } from './test-blob.js';
 
 const PIECE = 64 * 1024;
 const dirs: string[] = [];
@@ -58,9 +58,7 @@ describe('blob hasher', () => {
     const h = attach(f);
     await f.write(2, piece(bytes, 2));
     // Piece 2 is read back once 0 and 1 are in; flip a byte of it on disk first.
-    const fd = openSync(p, 'r+');
-    writeSync(fd, Buffer.from([bytes[2 * PIECE + 5]! ^ 0xff]), 0, 1, 2 * PIECE + 5);
-    closeSync(fd);
+    flipOnDisk(p, 2 * PIECE + 5, bytes);
     for (const i of [0, 1]) await f.write(i, piece(bytes, i));
     expect(await h.digest()).not.toBe(metainfo.digest);
     await f.close();

@@ -5,12 +5,12 @@ import type { PieceFile } from './piece-file.js';
 /**
  * The whole blob's SHA-256, computed while it downloads: over the pieces in order, each as soon
  * as it and all before it are present. A piece that arrives as the next one is hashed from the
- * bytes just stored; the others are read back (from the page cache, as a rule) when the prefix
- * reaches them. So the digest is ready moments after the last piece instead of after reading
- * the whole blob again: that read and hash took 0.4-0.8 s at the end of every 200 MB download in
- * the lab, with ten agents finishing at once on two cores; now 3-40 ms. (Pieces come in from a
- * random starting point, see PiecePicker: the prefix waits for piece 0, then catches up from
- * the page cache while the rest arrive.)
+ * bytes just stored; the others are read back through the piece file when the prefix reaches
+ * them (from its copies of recent pieces, as a rule: see RecentPieces). So the digest is ready
+ * moments after the last piece instead of after reading the whole blob again: that read and hash
+ * took 0.4-0.8 s at the end of every 200 MB download in the lab, with ten agents finishing at
+ * once on two cores; now 3-40 ms. (Pieces come in about in index order, see PiecePicker, but
+ * from many peers at once, so most arrive a little ahead of their turn.)
  */
 export class BlobHasher {
   private readonly hash = createHash('sha256');

@@ -18,8 +18,8 @@ export class PiecePicker {
   constructor(
     readonly pieceCount: number,
     private readonly have: (index: number) => boolean,
-    /** `missing`: pieces still missing, when the caller counts them (else counted here, one look per piece). */
-    private readonly options: { endgameThreshold: number; missing?: () => number },
+    /** `missing`: how many pieces are still missing (the piece file counts them as they arrive). */
+    private readonly options: { endgameThreshold: number; missing: () => number },
   ) {
     this.availability = new Uint32Array(pieceCount);
     this.inflight = new Uint16Array(pieceCount);
@@ -44,20 +44,12 @@ export class PiecePicker {
     if (this.inflight[index]! > 0) this.inflight[index]! -= 1;
   }
 
-  /** Pieces still missing. */
-  missing(): number {
-    if (this.options.missing) return this.options.missing();
-    let n = 0;
-    for (let i = 0; i < this.pieceCount; i++) if (!this.have(i)) n++;
-    return n;
-  }
-
   /**
    * The piece to request from a peer holding `peerHas`, or undefined if it has nothing useful;
    * of equally rare pieces, the first at or after `from`.
    */
   pick(peerHas: (index: number) => boolean, alreadyAskedOfThisPeer: (index: number) => boolean, from = 0): number | undefined {
-    const endgame = this.missing() <= this.options.endgameThreshold;
+    const endgame = this.options.missing() <= this.options.endgameThreshold;
     let best: number | undefined;
     let bestRarity = Infinity;
     for (let k = 0; k < this.pieceCount; k++) {

@@ -1,20 +1,13 @@
-import { closeSync, mkdtempSync, openSync, writeSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PieceFile } from './piece-file.js';
 import { RecentPieces } from './recent-pieces.js';
-import { testBlob } from './test-blob.js';
+import { flipOnDisk, testBlob } from './test-blob.js';
 
 const PIECE = 64 * 1024;
 const piece = (b: Buffer, i: number) => b.subarray(i * PIECE, (i + 1) * PIECE);
-
-/** Flips one byte of the file at `path` on disk, behind the piece file's back. */
-function flip(path: string, at: number, bytes: Buffer): void {
-  const fd = openSync(path, 'r+');
-  writeSync(fd, Buffer.from([bytes[at]! ^ 0xff]), 0, 1, at);
-  closeSync(fd);
-}
 
 describe('recent pieces', () => {
   it('serve a piece file\'s reads of pieces written lately from memory, until it forgets them', async () => {
@@ -22,7 +15,7 @@ describe('recent pieces', () => {
     const p = join(mkdtempSync(join(tmpdir(), 'krill-recent-')), 'blob');
     const f = await PieceFile.open(p, metainfo);
     await f.write(2, piece(bytes, 2));
-    flip(p, 2 * PIECE + 3, bytes);
+    flipOnDisk(p, 2 * PIECE + 3, bytes);
     // From the copy kept: the change on disk is not seen.
     expect((await f.read(2)).equals(piece(bytes, 2))).toBe(true);
     f.forgetRecent();

@@ -25,7 +25,7 @@ describe('piece picker', () => {
 
   it('picks the rarest piece the peer has, skipping what we have or have asked for', () => {
     const have = new Set([0]);
-    const p = new PiecePicker(4, (i) => have.has(i), { endgameThreshold: 0 });
+    const p = new PiecePicker(4, (i) => have.has(i), { endgameThreshold: 0, missing: () => 4 - have.size });
     p.addPeer(all, 1);
     p.addPeer((i) => i !== 3, 1);
     p.addPeer((i) => i === 2, 1);
@@ -38,7 +38,7 @@ describe('piece picker', () => {
   });
 
   it('in endgame asks again for pieces already requested elsewhere, least-requested first', () => {
-    const p = new PiecePicker(3, (i) => i === 0, { endgameThreshold: 2 });
+    const p = new PiecePicker(3, (i) => i === 0, { endgameThreshold: 2, missing: () => 2 });
     p.addPeer(all, 1);
     p.requested(1);
     p.requested(1);
@@ -48,7 +48,7 @@ describe('piece picker', () => {
     p.settled(1);
     p.settled(1);
     p.settled(2);
-    const noEndgame = new PiecePicker(3, (i) => i === 0, { endgameThreshold: 1 });
+    const noEndgame = new PiecePicker(3, (i) => i === 0, { endgameThreshold: 1, missing: () => 2 });
     noEndgame.addPeer(all, 1);
     noEndgame.requested(1);
     noEndgame.requested(2);
@@ -57,7 +57,7 @@ describe('piece picker', () => {
 
   it('breaks ties in index order from the starting point asked for, wrapping round', () => {
     const have = new Set([1]);
-    const p = new PiecePicker(5, (i) => have.has(i), { endgameThreshold: 0 });
+    const p = new PiecePicker(5, (i) => have.has(i), { endgameThreshold: 0, missing: () => 5 - have.size });
     p.addPeer(all, 1);
     expect(p.pick(all, none)).toBe(0);
     expect(p.pick(all, none, 3)).toBe(3);
@@ -69,7 +69,7 @@ describe('piece picker', () => {
   });
 
   it('follows availability as peers come, announce and go', () => {
-    const p = new PiecePicker(2, () => false, { endgameThreshold: 0 });
+    const p = new PiecePicker(2, () => false, { endgameThreshold: 0, missing: () => 2 });
     const peerA = (i: number) => i === 0;
     p.addPeer(peerA, 1);
     p.addHave(1);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { sha256 } from '../digest.js';
 import { PieceHasher, type Metainfo } from '../metainfo.js';
 
@@ -8,4 +9,11 @@ export function testBlob(size: number, pieceLength: number): { bytes: Buffer; me
   const h = new PieceHasher(pieceLength);
   h.update(bytes);
   return { bytes, metainfo: h.finish(sha256(bytes)) };
+}
+
+/** Flips the byte at `at` of the file at `path` on disk (its right value is `bytes[at]`), behind a piece file's back. */
+export function flipOnDisk(path: string, at: number, bytes: Buffer): void {
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from([bytes[at]! ^ 0xff]), 0, 1, at);
+  closeSync(fd);
 }
