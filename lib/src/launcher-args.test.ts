@@ -8,7 +8,7 @@ import { launcherNodeArgs } from './launcher-args.js';
 describe('launcher node args', () => {
   it("reads krill's launcher flags from its #! line", () => {
     const bin = fileURLToPath(new URL('../../cli/bin/krill.js', import.meta.url));
-    expect(launcherNodeArgs(bin)).toEqual(['--initial-old-space-size=64']);
+    expect(launcherNodeArgs(bin)).toEqual(['--initial-old-space-size=64', '--max-semi-space-size=4']);
   });
 
   it('reads none from a bare env -S node line, and refuses any other first line', () => {

@@ -13,14 +13,17 @@ import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
  * resident memory, and how busy the machine's cores were (near 100% means the CPU, not the
  * network, was the limit).
  *
- * Warm-up (`--warmup MB`, default 100; 0 for none): before the run, every agent fetches another
- * blob of that size through the swarm, so the run measures agents as a node runs them, for days,
- * with their code compiled by V8's optimising compiler, rather than processes seconds old. Fresh
- * agents run their hot paths in V8's interpreter and baseline code, and compile them, during the
- * first seconds of traffic (a cold run spent 13% of the cores' time in the compiler alone); in a
- * cluster every node pays that once on its own cores, here all agents pay it at the same moment
- * on the lab's two. The origin's blob stays cold: it is fetched from the backend on the run's
- * first request, as before.
+ * Warm-up (`--warmup MB`, default 100; 0 for none; `--warmup-blobs N`, default 2): before the
+ * run, every agent fetches N other blobs of that size through the swarm, one after the other, so
+ * the run measures agents as a node runs them, for days, with their code compiled by V8's
+ * optimising compiler, rather than processes seconds old. Fresh agents run their hot paths in
+ * V8's interpreter and baseline code, and compile them, during the first seconds of traffic (a
+ * cold run spent 13% of the cores' time in the compiler alone); in a cluster every node pays that
+ * once on its own cores, here all agents pay it at the same moment on the lab's two. One blob is
+ * not enough: an agent's second swarm deoptimises some of what its first compiled (the swarm's
+ * hot functions had been compiled against the first swarm's objects), and functions with little
+ * work per call reach the optimising compiler only after a few hundred pieces. The origin's blob
+ * stays cold: it is fetched from the backend on the run's first request, as before.
  *
  * `--trace ms` prints, for the krill run, the links' rates over each interval of that length.
  * KRILL_BENCH_KEEP=1 keeps the working directory (configs, logs, caches) and prints its path.
@@ -28,7 +31,7 @@ import { runSwarm, type SwarmRunResult } from '../harness/lab-swarm.js';
 const { values } = parseArgs({ options: {
   hosts: { type: 'string', default: '10' }, size: { type: 'string', default: '200' }, cap: { type: 'string', default: '25' },
   latency: { type: 'string', default: '0' }, 'skip-direct': { type: 'boolean', default: false },
-  warmup: { type: 'string', default: '100' }, trace: { type: 'string', default: '0' },
+  warmup: { type: 'string', default: '100' }, 'warmup-blobs': { type: 'string', default: '2' }, trace: { type: 'string', default: '0' },
 } });
 const hosts = Number(values.hosts);
 const sizeMB = Number(values.size);
@@ -36,6 +39,8 @@ const cap = Number(values.cap);
 const latencyMs = Number(values.latency);
 const warmupMB = Number(values.warmup);
 if (!(warmupMB >= 0)) throw new Error('--warmup must be a number of MB, 0 for none');
+const warmupBlobs = Number(values['warmup-blobs']);
+if (!(Number.isInteger(warmupBlobs) && warmupBlobs >= 1)) throw new Error('--warmup-blobs must be a whole number of blobs, at least 1');
 const traceMs = Number(values.trace);
 if (!(traceMs === 0 || traceMs >= 50)) throw new Error('--trace must be an interval of at least 50 ms, or 0 for none');
 for (const [k, v] of [['hosts', hosts], ['size', sizeMB], ['cap', cap]] as const) {
@@ -70,12 +75,12 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'krill-bench-swarm-'));
   process.stdout.write(`bench:swarm: ${hosts} agent hosts + 1 origin host, ${sizeMB} MB blob, ${cap} MB/s caps${latencyMs ? `, ${latencyMs} ms latency` : ''}; ideal ${ideal.toFixed(1)} s\n`);
   process.stdout.write(warmupMB > 0
-    ? `        agents warmed up first: each fetched another ${warmupMB} MB blob through the swarm (--warmup 0: agents fresh from start-up)\n`
+    ? `        agents warmed up first: each fetched ${warmupBlobs === 1 ? `another ${warmupMB} MB blob` : `${warmupBlobs} other blobs of ${warmupMB} MB, one after the other,`} through the swarm (--warmup 0: agents fresh from start-up)\n`
     : '        no warm-up: the run starts with agents fresh from start-up\n');
   const timeoutMs = Math.max(60_000, ideal * 1000 * hosts * 3);
   try {
     const base = { agents: hosts, sizeBytes: size, capMBps: cap, timeoutMs, ...(latencyMs ? { latencyMs } : {}) };
-    const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill', ...(warmupMB > 0 ? { warmupBytes: Math.round(warmupMB * 1e6) } : {}), ...(traceMs ? { traceMs } : {}) });
+    const krill = await runSwarm({ ...base, dir: join(work, 'krill'), mode: 'krill', ...(warmupMB > 0 ? { warmupBytes: Math.round(warmupMB * 1e6), warmupBlobs } : {}), ...(traceMs ? { traceMs } : {}) });
     if (krill.trace.length) process.stdout.write(`krill's links over the run, every ${traceMs} ms:\n${krill.trace.join('\n')}\n`);
     process.stdout.write(`${row('krill', krill)}\n`);
     const bySource = krill.summary.bytesBySource;

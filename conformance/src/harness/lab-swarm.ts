@@ -28,11 +28,13 @@ export interface SwarmRunOptions {
   /** Kills agent 0 this long after the start (fault injection). */
   killFirstAgentAfterMs?: number;
   /**
-   * krill mode: every agent first fetches a blob of this many bytes, all at once, and only then
-   * is the run's blob asked for (see warm-up in bench/swarm.ts). Absent: the run starts with
-   * agents that have just started.
+   * krill mode: every agent first fetches `warmupBlobs` (default 1) other blobs of this many
+   * bytes, each all at once and one blob after the other, and only then is the run's blob asked
+   * for (see warm-up in bench/swarm.ts). Absent: the run starts with agents that have just
+   * started.
    */
   warmupBytes?: number;
+  warmupBlobs?: number;
   /** krill mode: samples the links this often during the run (see link-trace.ts). */
   traceMs?: number;
 }
@@ -69,7 +71,10 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
     ...Array.from({ length: o.agents }, (_, i) => ({ name: `agent-${i}`, capMBps: o.capMBps, ...(o.latencyMs ? { latencyMs: o.latencyMs } : {}) }))] });
   try {
     const digest = await seedBackend(join(o.dir, 'backend'), o.sizeBytes, 9);
-    const warmup = o.mode === 'krill' && o.warmupBytes ? await seedBackend(join(o.dir, 'backend'), o.warmupBytes, 7) : undefined;
+    const warmup: Digest[] = [];
+    for (let i = 0; o.mode === 'krill' && o.warmupBytes && i < (o.warmupBlobs ?? 1); i++) {
+      warmup.push(await seedBackend(join(o.dir, 'backend'), o.warmupBytes, 100 + i));
+    }
     const originHost = lab.host('origin');
     const originUrl = `http://${originHost.ip}:${PORT.origin}`;
     const trackerUrl = `http://${originHost.ip}:${PORT.tracker}`;
@@ -84,7 +89,7 @@ export async function runSwarm(o: SwarmRunOptions): Promise<SwarmRunResult> {
     const agentHosts = lab.hosts.filter((h) => h.name !== 'origin');
     const probe = originProbe(originHost, origin.pid);
     const run = o.mode === 'krill'
-      ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest, origin: probe, ...(warmup ? { warmup } : {}) })
+      ? await krillRun(o, lab, agentHosts, { originUrl, trackerUrl, digest, origin: probe, warmup })
       : await directRun(o, agentHosts, `${originUrl}/blobs/${digest}?namespace=${encodeURIComponent(NAMESPACE)}`, digest, probe);
     // The machine's cores over the run itself: from the common start until every host was done.
     const [cpu0, cpu1] = run.ticks;
@@ -135,7 +140,7 @@ async function fetchAll(hosts: LabHost[], agents: LabProcess[], digest: Digest, 
   }));
 }
 
-async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { originUrl: string; trackerUrl: string; digest: Digest; warmup?: Digest; origin: ReturnType<typeof originProbe> }) {
+async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { originUrl: string; trackerUrl: string; digest: Digest; warmup: Digest[]; origin: ReturnType<typeof originProbe> }) {
   const agents = await Promise.all(hosts.map((h) => service(o.dir, h, 'agent', {
     listen: { host: h.ip, port: PORT.agent }, peer: { host: h.ip, port: PORT.agentPeer },
     trackers: { urls: [c.trackerUrl] }, origins: { urls: [c.originUrl], replicas: 1 },
@@ -143,11 +148,14 @@ async function krillRun(o: SwarmRunOptions, lab: Lab, hosts: LabHost[], c: { ori
     buildIndex: { urls: [`http://${lab.gatewayIp}:9`] }, cache: { dir: join(o.dir, `cache-${h.name}`) },
     limits: { egressMBps: pacedMBps(o.capMBps) }, stallTimeoutMs: o.timeoutMs, logLevel: 'info',
   })));
-  if (c.warmup) {
+  for (const blob of c.warmup) {
     const failures: unknown[] = [];
-    await fetchAll(hosts, agents, c.warmup, o.timeoutMs, () => undefined, (_, err) => failures.push(err));
+    await fetchAll(hosts, agents, blob, o.timeoutMs, () => undefined, (_, err) => failures.push(err));
     if (failures.length > 0) throw new Error(`warm-up: ${failures.length} agents failed; first: ${(failures[0] as Error).message}`);
   }
+  // The peak resident set is the run's own: each agent's high-water mark starts again at what it
+  // holds now (what the warm-up left resident still counts; its own peak, another blob's, does not).
+  if (c.warmup.length > 0) for (const a of agents) resetPeakRss(a.pid);
   const rec = createRunRecorder();
   // The agents' CPU from here on: their start-up (loading modules) is not part of the run.
   const cpuAt = () => agents.map((a) => cpuTimes(a.pid)).reduce((s, t) => ({ user: s.user + t.user, system: s.system + t.system }), { user: 0, system: 0 });
@@ -259,6 +267,11 @@ async function sha256File(path: string): Promise<string> {
     return '';
   }
   return `sha256:${h.digest('hex')}`;
+}
+
+/** Starts a process's VmHWM again from its VmRSS now (proc(5), /proc/pid/clear_refs). */
+function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 /** VmHWM: the peak resident set of a live process, in bytes (0 once it has exited). */
