@@ -90,6 +90,23 @@ describe('peer node', () => {
     expect(seeder.swarmOf(metainfo.digest)).toBeDefined();
   });
 
+  it('reads what an accepted connection brings into its shared buffer, as a dialled one does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krill-node-'));
+    // Several reads' worth of pieces, so the one buffer is reused many times over.
+    const { bytes, metainfo } = makeBlob(40 * PIECE + 5);
+    const seedPath = join(dir, 'seed');
+    writeFileSync(seedPath, bytes);
+    const seeder = await start();
+    seeder.register(metainfo.digest, 'team/app', new Swarm({ file: await PieceFile.seed(seedPath, metainfo) }));
+    const a = await downloader(dir, metainfo);
+    // The seeder dials: every piece reaches the downloader over a connection it accepted.
+    await seeder.connect('127.0.0.1', a.node.port, metainfo.digest);
+    await a.done;
+    expect(readFileSync(a.dataPath).equals(bytes)).toBe(true);
+    expect(a.node.sharedReadsAccepted).toBe(1);
+    expect(seeder.sharedReadsAccepted).toBe(0);
+  });
+
   it('answers BLOB_UNKNOWN when resolve finds nothing or fails, and after unregister', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'krill-node-'));
     const { bytes, metainfo } = makeBlob(2 * PIECE);

@@ -10,7 +10,7 @@ import type { Swarm } from './swarm.js';
 const MAX_PIECE_BYTES = 16 * 1024 * 1024;
 /** A peer that does not complete its handshake within this is dropped (Kraken uses 5 s too). */
 const HANDSHAKE_TIMEOUT_MS = 5000;
-/** Where dialled connections read (see connect): one event loop, so one buffer serves them all. */
+/** Where connections read (see connect, accept): one event loop, so one buffer serves them all. */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 type Handshake = Extract<WireMessage, { type: 'handshake' }>;
@@ -45,6 +45,8 @@ export class PeerNode extends EventEmitter {
   private readonly swarms = new Map<string, Entry>();
   private readonly resolving = new Map<string, Promise<Entry | undefined>>();
   violations = 0;
+  /** Accepted connections that read into the shared buffer (see readIntoShared). */
+  sharedReadsAccepted = 0;
   private closed = false;
 
   private constructor(private readonly server: Server, readonly port: number, readonly host: string, private readonly resolver?: SwarmResolver) {
@@ -52,7 +54,8 @@ export class PeerNode extends EventEmitter {
   }
 
   static async start(o: PeerNodeOptions = {}): Promise<PeerNode> {
-    const server = createServer();
+    // Paused, so that accept can point an accepted socket's reads elsewhere before the first one.
+    const server = createServer({ pauseOnConnect: true });
     const host = o.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -166,6 +169,8 @@ export class PeerNode extends EventEmitter {
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
     const wire = this.wire(socket);
+    if (readIntoShared(socket, (n) => wire.receive(READ_BUFFER.subarray(0, n)))) this.sharedReadsAccepted++;
+    socket.resume();
     this.awaitHandshake(wire).then(async (remote) => {
       const entry = await this.lookup(remote.digest, remote.namespace);
       // The dialer may have given up while the swarm was being resolved.
@@ -182,4 +187,28 @@ export class PeerNode extends EventEmitter {
       this.emit('peer', remote.digest, key);
     }, () => wire.close());
   }
+}
+
+/**
+ * Points an accepted, paused socket's reads into READ_BUFFER, as `onread` does for a dialled one
+ * (see connect): half of an agent's connections are accepted, and each of their reads was a new
+ * 64 KiB buffer, zero-filled, garbage once the wire had copied it. net.Server takes no `onread`,
+ * so this sets up what net.Socket's constructor does with one: the socket's kBuffer, kBufferCb
+ * and kBufferGen (own properties, found by their symbols' descriptions) and the handle's
+ * useUserBuffer. These are Node's internals (Node 20's lib/net.js); where they are not found the
+ * socket keeps its own reads, and false says so (peer-node.test.ts checks it is true here).
+ */
+function readIntoShared(socket: Socket, onBytes: (n: number) => void): boolean {
+  const symbols = new Map(Object.getOwnPropertySymbols(socket).map((k) => [k.description, k]));
+  const kBuffer = symbols.get('kBuffer');
+  const kBufferCb = symbols.get('kBufferCb');
+  const kBufferGen = symbols.get('kBufferGen');
+  const internals = socket as unknown as Record<symbol, unknown> & { _handle?: { useUserBuffer?: (buf: Uint8Array) => void } };
+  const handle = internals._handle;
+  if (!kBuffer || !kBufferCb || !kBufferGen || internals[kBuffer] !== null || typeof handle?.useUserBuffer !== 'function') return false;
+  internals[kBuffer] = READ_BUFFER;
+  internals[kBufferCb] = (n: number) => { onBytes(n); return true; };
+  internals[kBufferGen] = null;
+  handle.useUserBuffer(READ_BUFFER);
+  return true;
 }
