@@ -95,7 +95,7 @@ export class PeerNode extends EventEmitter {
     // The wire exists before the socket can read anything: reads come only after it connects.
     const socket = connect({
       host, port, noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n) => { wire.receive(READ_BUFFER.subarray(0, n)); return true; } },
+      onread: { buffer: READ_BUFFER, callback: (n) => receiveShared(wire, n) },
     });
     const wire = this.wire(socket);
     await new Promise<void>((resolve, reject) => {
@@ -169,7 +169,7 @@ export class PeerNode extends EventEmitter {
   private accept(socket: Socket): void {
     socket.setNoDelay(true);
     const wire = this.wire(socket);
-    if (readIntoShared(socket, (n) => wire.receive(READ_BUFFER.subarray(0, n)))) this.sharedReadsAccepted++;
+    if (readIntoShared(socket, (n) => receiveShared(wire, n))) this.sharedReadsAccepted++;
     socket.resume();
     this.awaitHandshake(wire).then(async (remote) => {
       const entry = await this.lookup(remote.digest, remote.namespace);
@@ -189,6 +189,12 @@ export class PeerNode extends EventEmitter {
   }
 }
 
+/** A read of `n` bytes into READ_BUFFER, handed to the wire (which copies what it keeps); true: keep reading. */
+function receiveShared(wire: Wire, n: number): boolean {
+  wire.receive(READ_BUFFER.subarray(0, n));
+  return true;
+}
+
 /**
  * Points an accepted, paused socket's reads into READ_BUFFER, as `onread` does for a dialled one
  * (see connect): half of an agent's connections are accepted, and each of their reads was a new
@@ -198,7 +204,7 @@ export class PeerNode extends EventEmitter {
  * useUserBuffer. These are Node's internals (Node 20's lib/net.js); where they are not found the
  * socket keeps its own reads, and false says so (peer-node.test.ts checks it is true here).
  */
-function readIntoShared(socket: Socket, onBytes: (n: number) => void): boolean {
+function readIntoShared(socket: Socket, onRead: (n: number) => boolean): boolean {
   const symbols = new Map(Object.getOwnPropertySymbols(socket).map((k) => [k.description, k]));
   const kBuffer = symbols.get('kBuffer');
   const kBufferCb = symbols.get('kBufferCb');
@@ -207,7 +213,7 @@ function readIntoShared(socket: Socket, onBytes: (n: number) => void): boolean {
   const handle = internals._handle;
   if (!kBuffer || !kBufferCb || !kBufferGen || internals[kBuffer] !== null || typeof handle?.useUserBuffer !== 'function') return false;
   internals[kBuffer] = READ_BUFFER;
-  internals[kBufferCb] = (n: number) => { onBytes(n); return true; };
+  internals[kBufferCb] = onRead;
   internals[kBufferGen] = null;
   handle.useUserBuffer(READ_BUFFER);
   return true;
